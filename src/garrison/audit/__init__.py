@@ -1,0 +1,1 @@
+"""Kubernetes audit sources (webhook, files) and their normalisation to the native Event."""

@@ -1,0 +1,95 @@
+"""Alerts: what a detection produces, deduplicated and stored by the backend."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from typing import Any
+
+import msgspec
+
+
+class Severity(enum.IntEnum):
+    """Defender's four levels; the integer orders them for filters."""
+
+    INFORMATIONAL = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        key = text.strip().upper()
+        if key in ("INFO", "INFORMATIONAL"):
+            return cls.INFORMATIONAL
+        try:
+            return cls[key]
+        except KeyError:
+            raise ValueError(f"unknown severity {text!r}") from None
+
+
+class AlertStatus(enum.StrEnum):
+    ACTIVE = "active"
+    RESOLVED = "resolved"
+    DISMISSED = "dismissed"
+
+
+class Entities(msgspec.Struct, omit_defaults=True, frozen=True):
+    """What an alert concerns. Empty strings mean 'not known for this alert'."""
+
+    cluster: str = ""
+    namespace: str = ""
+    workload: str = ""
+    pod: str = ""
+    container: str = ""
+    node: str = ""
+    user: str = ""
+    source_ip: str = ""
+    process: str = ""
+    image: str = ""
+
+
+class Mitre(msgspec.Struct, omit_defaults=True, frozen=True):
+    tactics: tuple[str, ...] = ()
+    techniques: tuple[str, ...] = ()
+    threat_matrix: tuple[str, ...] = ()
+
+
+class Alert(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """One alert. ``count`` grows when the same rule fires on the same entity again."""
+
+    id: str
+    rule_id: str
+    title: str
+    severity: str
+    priority: str
+    output: str
+    source: str
+    mitre: Mitre = msgspec.field(default_factory=Mitre)
+    entities: Entities = msgspec.field(default_factory=Entities)
+    evidence: dict[str, Any] = msgspec.field(default_factory=dict)
+    remediation: str = ""
+    first_seen: float
+    last_seen: float
+    count: int = 1
+    dedupe_key: str
+    status: str = AlertStatus.ACTIVE.value
+
+
+def dedupe_key(rule_id: str, entities: Entities) -> str:
+    """A stable key: same rule on the same entity gives the same key."""
+    parts = [
+        rule_id,
+        entities.cluster,
+        entities.namespace,
+        entities.workload or entities.pod,
+        entities.container,
+        entities.user,
+        entities.node,
+        entities.process,
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]

@@ -1,0 +1,61 @@
+"""Field tables: what each event source offers to conditions and output templates.
+
+An extractor takes the evaluation context and the field argument and returns the value,
+or ``None`` when the field is not available on this event (every comparison on it is then
+false, as in Falco). List fields return a list of strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+FieldType = Literal["string", "number", "bool"]
+FieldValueT = str | int | list[str] | None
+Extractor = Callable[["EvalContext", str | None], FieldValueT]
+ArgMode = Literal["none", "optional", "required"]
+
+
+class EvalContext:
+    """Per-event state for one evaluation: the event and a memo of costly extractions."""
+
+    __slots__ = ("cache", "event")
+
+    def __init__(self, event: Any) -> None:
+        self.event = event
+        self.cache: dict[Any, Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDef:
+    name: str
+    extract: Extractor
+    type: FieldType = "string"
+    is_list: bool = False
+    arg: ArgMode = "none"
+    desc: str = ""
+
+
+@dataclass(frozen=True)
+class FieldTable:
+    """All fields of one source, plus the fields the engine may index rules by."""
+
+    source: str
+    fields: Mapping[str, FieldDef]
+    index_fields: tuple[str, ...] = ()
+    index_key: Callable[[Any], tuple[str, ...]] | None = None
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    def lookup(self, name: str) -> FieldDef | None:
+        return self.fields.get(self.aliases.get(name, name))
+
+
+class EventSource(Protocol):
+    """A source the engine can evaluate: its name and field table."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def table(self) -> FieldTable: ...
