@@ -51,6 +51,7 @@ class Compare:
     op: str
     value: Value
     position: int = 0
+    quantifier: str | None = None  # anyof | allof | oneof, with a string operator and a list
 
 
 @dataclass(frozen=True, slots=True)

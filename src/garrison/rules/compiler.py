@@ -187,6 +187,10 @@ class Compiler:
         if isinstance(node.value, FieldValue):
             other, _ = self.getter(node.value.field)
             return _dynamic(op, get, other, is_list, numeric)
+        if node.quantifier is not None:
+            if not isinstance(node.value, ListLiteral):
+                raise CompileError(f"'{node.quantifier}' needs a list")
+            return _quantified(node.quantifier, op, get, self.list_values(node.value), numeric)
         if op in LIST_OPS:
             if not isinstance(node.value, ListLiteral):
                 raise CompileError(f"operator '{op}' needs a list")
@@ -427,6 +431,31 @@ def _list_op(
         return any(v in members for v in value)
 
     return any_in
+
+
+def _quantified(
+    quantifier: str, op: str, get: Getter, values: tuple[str, ...], numeric: bool
+) -> Predicate:
+    """``f op anyof (a, b)``: how many of the list's values satisfy ``f op value``."""
+    tests = tuple(_scalar_test(op, v, numeric) for v in values)
+
+    def satisfied(value: Any) -> int:
+        return sum(1 for test in tests if test(value))
+
+    def check(value: Any) -> bool:
+        if quantifier == "anyof":
+            return any(test(value) for test in tests)
+        if quantifier == "allof":
+            return bool(tests) and all(test(value) for test in tests)
+        return satisfied(value) == 1
+
+    def quantified(ctx: EvalContext) -> bool:
+        value = get(ctx)
+        if isinstance(value, list):
+            return any(check(v) for v in value)
+        return value is not None and check(value)
+
+    return quantified
 
 
 def _dynamic(op: str, get: Getter, other: Getter, is_list: bool, numeric: bool) -> Predicate:

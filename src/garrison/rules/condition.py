@@ -45,6 +45,7 @@ STRING_OPS = frozenset(
     }
 )
 ALL_OPS = UNARY_OPS | LIST_OPS | NUMERIC_OPS | STRING_OPS
+QUANTIFIERS = ("oneof", "anyof", "allof")
 TRANSFORMERS = frozenset({"tolower", "toupper", "b64", "basename", "len"})
 
 _WORD_OPS = sorted((op for op in ALL_OPS if op.isalpha()), key=len, reverse=True)
@@ -197,6 +198,9 @@ class _Parser:
         elif op in LIST_OPS:
             value = self.parse_list_value()
         else:
+            for quantifier in QUANTIFIERS:
+                if self.keyword(quantifier):
+                    return Compare(operand, op, self.parse_list_value(), start, quantifier)
             value = self.parse_scalar_value()
         return Compare(operand, op, value, start)
 

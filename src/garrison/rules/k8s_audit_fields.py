@@ -19,6 +19,7 @@ from garrison.rules.fields import EvalContext, FieldDef, FieldTable, FieldValueT
 
 SOURCE = "k8s_audit"
 _MISSING = object()
+Extract = Callable[[EvalContext, str | None], FieldValueT]
 
 
 def json_text(value: Any) -> str:
@@ -508,6 +509,250 @@ def _flat_caps(kind: str) -> Callable[[EvalContext, str | None], FieldValueT]:
     return extract
 
 
+# -- garrison extensions (``ka.ext.*``): what Defender-parity rules need beyond the plugin ------
+
+_TEMPLATE_PATHS = {
+    "pods": ("spec",),
+    "podtemplates": ("template", "spec"),
+    "deployments": ("spec", "template", "spec"),
+    "daemonsets": ("spec", "template", "spec"),
+    "statefulsets": ("spec", "template", "spec"),
+    "replicasets": ("spec", "template", "spec"),
+    "replicationcontrollers": ("spec", "template", "spec"),
+    "jobs": ("spec", "template", "spec"),
+    "cronjobs": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+WORKLOAD_RESOURCES = frozenset(_TEMPLATE_PATHS)
+_CONTAINER_KINDS = ("containers", "initContainers", "ephemeralContainers")
+
+
+def written_object(event: AuditEvent) -> Any:
+    """The object a write request leaves behind.
+
+    For ``patch`` the request body is a patch document, so the response object (logged at
+    RequestResponse level) is preferred; a strategic-merge patch has the object's shape and
+    serves when no response is logged.
+    """
+    if event.verb == "patch" and isinstance(event.response_object, dict):
+        return event.response_object
+    if isinstance(event.request_object, dict):
+        return event.request_object
+    if isinstance(event.response_object, dict) and event.verb in ("create", "update"):
+        return event.response_object
+    return None
+
+
+def pod_spec(ctx: EvalContext) -> Any:
+    """The pod spec of a pod, a pod template or any workload that carries one."""
+    key = ("podspec",)
+    if key in ctx.cache:
+        return ctx.cache[key]
+    event: AuditEvent = ctx.event
+    spec: Any = None
+    ref = event.object_ref
+    path = _TEMPLATE_PATHS.get(ref.resource) if ref is not None and not ref.subresource else None
+    obj = written_object(event) if path is not None else None
+    if path is not None and obj is not None:
+        found = _dig(obj, *path)
+        spec = found if isinstance(found, dict) else None
+    ctx.cache[key] = spec
+    return spec
+
+
+def _all_containers(ctx: EvalContext) -> list[Any] | None:
+    spec = pod_spec(ctx)
+    if spec is None:
+        return None
+    out: list[Any] = []
+    for kind in _CONTAINER_KINDS:
+        items = spec.get(kind)
+        if isinstance(items, list):
+            out.extend(c for c in items if isinstance(c, dict))
+    return out
+
+
+def _spec_images(repository: bool) -> Extract:
+    def extract(ctx: EvalContext, arg: str | None) -> FieldValueT:
+        containers = _all_containers(ctx)
+        if containers is None:
+            return None
+        images = [c["image"] for c in containers if isinstance(c.get("image"), str)]
+        return [_image_repository(i) for i in images] if repository else images
+
+    return extract
+
+
+def _spec_container_values(*keys: str, flatten: bool = False) -> Extract:
+    def extract(ctx: EvalContext, arg: str | None) -> FieldValueT:
+        containers = _all_containers(ctx)
+        if containers is None:
+            return None
+        out: list[str] = []
+        for container in containers:
+            value = _dig(container, *keys)
+            if value is _MISSING or value is None:
+                continue
+            if flatten and isinstance(value, list):
+                out.extend(json_text(v) for v in value)
+            else:
+                out.append(json_text(value))
+        return out
+
+    return extract
+
+
+def _spec_scalar(key: str) -> Extract:
+    def extract(ctx: EvalContext, arg: str | None) -> FieldValueT:
+        spec = pod_spec(ctx)
+        if spec is None or spec.get(key) is None:
+            return None
+        return json_text(spec[key])
+
+    return extract
+
+
+def _spec_hostpaths(ctx: EvalContext, arg: str | None) -> FieldValueT:
+    spec = pod_spec(ctx)
+    if spec is None:
+        return None
+    volumes = spec.get("volumes")
+    if not isinstance(volumes, list):
+        return []
+    out = []
+    for volume in volumes:
+        path = _dig(volume, "hostPath", "path")
+        if isinstance(path, str):
+            out.append(path.rstrip("/") or "/")
+    return out
+
+
+def _spec_host_ports(ctx: EvalContext, arg: str | None) -> FieldValueT:
+    containers = _all_containers(ctx)
+    if containers is None:
+        return None
+    out = []
+    for container in containers:
+        for port in container.get("ports") or []:
+            value = _dig(port, "hostPort")
+            if isinstance(value, int) and value:
+                out.append(str(value))
+    return out
+
+
+def _service_port_numbers(ctx: EvalContext, arg: str | None) -> FieldValueT:
+    event: AuditEvent = ctx.event
+    obj = written_object(event)
+    ports = _dig(obj, "spec", "ports")
+    if not isinstance(ports, list):
+        return None
+    out: list[str] = []
+    for port in ports:
+        for key in ("port", "targetPort", "nodePort"):
+            value = _dig(port, key)
+            if isinstance(value, (int, str)) and value != "":
+                out.append(str(value))
+    return out
+
+
+def _service_type(ctx: EvalContext, arg: str | None) -> FieldValueT:
+    value = _dig(written_object(ctx.event), "spec", "type")
+    return value if isinstance(value, str) else None
+
+
+def _service_source_ranges(ctx: EvalContext, arg: str | None) -> FieldValueT:
+    value = _dig(written_object(ctx.event), "spec", "loadBalancerSourceRanges")
+    if not isinstance(value, list) or not value:
+        return None
+    return [str(v) for v in value]
+
+
+def _object_text(ctx: EvalContext, arg: str | None) -> FieldValueT:
+    obj = written_object(ctx.event)
+    return None if obj is None else json_text(obj)
+
+
+def _object_labels(ctx: EvalContext, arg: str | None) -> FieldValueT:
+    obj = written_object(ctx.event)
+    labels = _dig(obj, "metadata", "labels")
+    if not isinstance(labels, dict) or not arg:
+        return None
+    value = labels.get(arg)
+    return None if value is None else json_text(value)
+
+
+def _owner_kind(ctx: EvalContext, arg: str | None) -> FieldValueT:
+    owners = _dig(written_object(ctx.event), "metadata", "ownerReferences")
+    if not isinstance(owners, list) or not owners or not isinstance(owners[0], dict):
+        return None
+    kind = owners[0].get("kind")
+    return kind if isinstance(kind, str) else None
+
+
+def _binding_subject_names(ctx: EvalContext, arg: str | None) -> FieldValueT:
+    subjects = _dig(written_object(ctx.event), "subjects")
+    if not isinstance(subjects, list):
+        return None
+    return [s["name"] for s in subjects if isinstance(s, dict) and isinstance(s.get("name"), str)]
+
+
+def _binding_role(ctx: EvalContext, arg: str | None) -> FieldValueT:
+    value = _dig(written_object(ctx.event), "roleRef", "name")
+    return value if isinstance(value, str) else None
+
+
+def _role_rule_values(key: str) -> Extract:
+    def extract(ctx: EvalContext, arg: str | None) -> FieldValueT:
+        rules = _dig(written_object(ctx.event), "rules")
+        if not isinstance(rules, list):
+            return None
+        out: list[str] = []
+        for rule in rules:
+            values = _dig(rule, key)
+            if isinstance(values, list):
+                out.extend(str(v) for v in values)
+        return out
+
+    return extract
+
+
+def _client_ip(ctx: EvalContext, arg: str | None) -> FieldValueT:
+    ips: list[str] = ctx.event.source_ips
+    return ips[-1] if ips else None
+
+
+def _extension_fields() -> list[FieldDef]:
+    return [
+        _f("ka.ext.podspec.images", _spec_images(False), is_list=True),
+        _f("ka.ext.podspec.images.repository", _spec_images(True), is_list=True),
+        _f(
+            "ka.ext.podspec.privileged",
+            _spec_container_values("securityContext", "privileged"),
+            is_list=True,
+        ),
+        _f(
+            "ka.ext.podspec.add_capabilities",
+            _spec_container_values("securityContext", "capabilities", "add", flatten=True),
+            is_list=True,
+        ),
+        _f("ka.ext.podspec.hostpaths", _spec_hostpaths, is_list=True),
+        _f("ka.ext.podspec.host_ports", _spec_host_ports, is_list=True),
+        _f("ka.ext.podspec.host_network", _spec_scalar("hostNetwork")),
+        _f("ka.ext.podspec.host_pid", _spec_scalar("hostPID")),
+        _f("ka.ext.podspec.host_ipc", _spec_scalar("hostIPC")),
+        _f("ka.ext.obj", _object_text),
+        _f("ka.ext.obj.label", _object_labels, arg="required"),
+        _f("ka.ext.owner.kind", _owner_kind),
+        _f("ka.ext.service.type", _service_type),
+        _f("ka.ext.service.port_numbers", _service_port_numbers, is_list=True),
+        _f("ka.ext.service.source_ranges", _service_source_ranges, is_list=True),
+        _f("ka.ext.binding.role", _binding_role),
+        _f("ka.ext.binding.subject_names", _binding_subject_names, is_list=True),
+        _f("ka.ext.role.verbs", _role_rule_values("verbs"), is_list=True),
+        _f("ka.ext.role.resources", _role_rule_values("resources"), is_list=True),
+        _f("ka.ext.client_ip", _client_ip),
+    ]
+
+
 def _index_key(event: AuditEvent) -> tuple[str, ...]:
     ref = event.object_ref
     return (event.verb, ref.resource if ref is not None else "")
@@ -590,6 +835,7 @@ def build_table() -> FieldTable:
         _f("jevt.rawtime", _raw_time, type="number"),
         _f("jevt.time", lambda c, a: c.event.stage_timestamp or None),
         *_container_fields(),
+        *_extension_fields(),
     ]
     return FieldTable(
         source=SOURCE,

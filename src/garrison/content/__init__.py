@@ -1,0 +1,15 @@
+"""Content shipped with garrison: rules, lists and threat-intelligence data (data, not code)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CONTENT_DIR = Path(__file__).resolve().parent
+
+
+def default_audit_rule_files() -> list[Path]:
+    """The default k8s_audit rule pack, in load order."""
+    return [
+        CONTENT_DIR / "threatintel" / "proxy_ips.yaml",
+        CONTENT_DIR / "rules" / "k8s_audit.yaml",
+    ]
