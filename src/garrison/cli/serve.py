@@ -1,0 +1,162 @@
+"""Composition root of ``garrison server`` and ``garrison up``: store, analyzer, receiver, API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from garrison.audit.analyzer import AnalyzerConfig, AuditAnalyzer
+from garrison.audit.decode import DecodeResult, decode_event
+from garrison.audit.receiver import AuditBatch, AuditReceiver, BoundedBatchQueue, run_worker
+from garrison.events.alert import Alert
+from garrison.metrics import audit_metrics, ingest_metrics
+from garrison.server.api import ServerAPI, ServerConfig
+from garrison.server.store.sqlite import SQLiteStore
+from garrison.tls import TLSFiles, server_context
+
+log = logging.getLogger("garrison.serve")
+BASELINE_STATE_KEY = "audit.service_account_baseline"
+
+
+@dataclass
+class ServeConfig:
+    db: Path
+    tls: TLSFiles
+    host: str = "127.0.0.1"
+    api_port: int = 8443
+    audit_port: int = 8765
+    audit_max_body: int = 12 * 1024 * 1024
+    audit_queue_events: int = 50_000
+    analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    snapshot_seconds: float = 60.0
+
+
+class Backend:
+    """Everything ``garrison server`` runs, started and stopped in order."""
+
+    def __init__(self, config: ServeConfig, store: SQLiteStore) -> None:
+        self.config = config
+        self.store = store
+        self.registry = CollectorRegistry()
+        self.audit_metrics = audit_metrics(self.registry)
+        self.analyzer = AuditAnalyzer.from_config(config.analyzer)
+        self._restore_baseline()
+        self.queue = BoundedBatchQueue(config.audit_queue_events)
+        self.receiver = AuditReceiver(
+            queue=self.queue,
+            metrics=self.audit_metrics,
+            resolve_token=self._cluster_name_for_token,
+            resolve_cert=self._cluster_name_for_cert,
+            max_body=config.audit_max_body,
+        )
+        self.api = ServerAPI(
+            store,
+            ingest_metrics(self.registry),
+            config.server,
+            on_audit_events=self._ingested_audit_events,
+        )
+        self._runners: list[web.AppRunner] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.bound: dict[str, int] = {}
+
+    # -- wiring ---------------------------------------------------------------------------
+    def _cluster_name_for_token(self, token: str) -> str | None:
+        record = self.store.cluster_for_token(token)
+        return record.name if record is not None else None
+
+    def _cluster_name_for_cert(self, common_name: str) -> str | None:
+        for record in self.store.list_clusters():
+            if record.name == common_name and not record.revoked:
+                return record.name
+        return None
+
+    def _restore_baseline(self) -> None:
+        baseline = self.analyzer.baseline
+        data = self.store.get_state(BASELINE_STATE_KEY)
+        if baseline is None or data is None:
+            return
+        try:
+            baseline.restore(data)
+        except (msgspec.DecodeError, ValueError) as exc:
+            log.error("service-account baseline state unreadable, starting afresh: %s", exc)
+
+    def save_baseline(self) -> None:
+        if self.analyzer.baseline is not None:
+            self.store.put_state(BASELINE_STATE_KEY, self.analyzer.baseline.snapshot())
+
+    def analyze_batch(self, batch: AuditBatch) -> list[Alert]:
+        alerts: list[Alert] = []
+        for event in batch.events:
+            alerts.extend(self.analyzer.analyze(event, batch.cluster))
+        if alerts:
+            self.store.record_alerts(alerts, self.config.server.dedupe_window_seconds)
+            for alert in alerts:
+                self.audit_metrics.alerts.labels(severity=alert.severity).inc()
+        return alerts
+
+    async def _handle(self, batch: AuditBatch) -> None:
+        await asyncio.to_thread(self.analyze_batch, batch)
+
+    async def _ingested_audit_events(self, cluster: str, payloads: list[bytes]) -> bool:
+        """Queue ingested audit events for analysis; False when the queue is full."""
+        result = DecodeResult()
+        for index, payload in enumerate(payloads):
+            decode_event(payload, index, result)
+        return not result.events or self.queue.offer(AuditBatch(cluster, result.events))
+
+    async def _snapshots(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.snapshot_seconds)
+            await asyncio.to_thread(self.save_baseline)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        context = server_context(self.config.tls, client_ca=self.config.tls.ca)
+        for name, app, port in (
+            ("api", self.api.app(), self.config.api_port),
+            ("audit", self.receiver.app(), self.config.audit_port),
+        ):
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, self.config.host, port, ssl_context=context)
+            await site.start()
+            self._runners.append(runner)
+            server = site._server
+            sockets = getattr(server, "sockets", None) or []
+            self.bound[name] = sockets[0].getsockname()[1] if sockets else port
+        self._tasks.append(
+            asyncio.create_task(run_worker(self.queue, self._handle, self.audit_metrics))
+        )
+        self._tasks.append(asyncio.create_task(self._snapshots()))
+
+    async def stop(self, drain_seconds: float = 10.0) -> None:
+        for runner in self._runners:
+            await runner.cleanup()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.queue.join(), drain_seconds)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.to_thread(self.save_baseline)
+
+
+async def run_until_signalled(backend: Backend, on_ready: object = None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await backend.start()
+    if callable(on_ready):
+        on_ready(backend)
+    await stop.wait()
+    log.info("stopping: draining the audit queue")
+    await backend.stop()

@@ -1,0 +1,1 @@
+"""The backend: ingest API, store, audit-log analysis, query API."""

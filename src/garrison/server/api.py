@@ -1,0 +1,310 @@
+"""The backend's HTTP API: envelope ingest for agents, alert queries for people and tools.
+
+Agents authenticate with their cluster token; the query API with an API token. Handlers do
+store work in a thread so the event loop keeps answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from garrison.events.alert import Alert, AlertStatus, Severity
+from garrison.events.envelope import RECORD_KINDS, SCHEMA_VERSION, Envelope, EnvelopeBatch
+from garrison.metrics import IngestMetrics, render
+from garrison.server.openapi import openapi_document
+from garrison.server.store.base import AlertQuery, ClusterRecord, Store, StoredEvent, StoreError
+
+log = logging.getLogger("garrison.server")
+
+DEFAULT_MAX_BODY = 16 * 1024 * 1024
+MAX_ENVELOPES = 10_000
+_batch_decoder = msgspec.json.Decoder(EnvelopeBatch)
+_envelope_decoder = msgspec.json.Decoder(Envelope)
+_alert_decoder = msgspec.json.Decoder(Alert)
+
+AuditEventHandler = Callable[[str, list[bytes]], Awaitable[bool]]
+
+CLUSTER_KEY = web.AppKey("cluster", ClusterRecord)
+
+
+class StatusChange(msgspec.Struct):
+    status: str
+
+
+class NewCluster(msgspec.Struct):
+    name: str
+
+
+@dataclass
+class ServerConfig:
+    dedupe_window_seconds: float = 3600.0
+    max_body: int = DEFAULT_MAX_BODY
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _bearer(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+class ServerAPI:
+    def __init__(
+        self,
+        store: Store,
+        metrics: IngestMetrics,
+        config: ServerConfig | None = None,
+        on_audit_events: AuditEventHandler | None = None,
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.config = config or ServerConfig()
+        self.on_audit_events = on_audit_events
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=self.config.max_body)
+        app.router.add_post("/v1/ingest", self.ingest)
+        app.router.add_get("/v1/alerts", self.list_alerts)
+        app.router.add_get("/v1/alerts/{id}", self.get_alert)
+        app.router.add_patch("/v1/alerts/{id}", self.change_alert)
+        app.router.add_get("/v1/clusters", self.list_clusters)
+        app.router.add_post("/v1/clusters", self.add_cluster)
+        app.router.add_get("/openapi.json", self.openapi)
+        app.router.add_get("/healthz", self.health)
+        app.router.add_get("/metrics", self.metrics_page)
+        return app
+
+    # -- auth -----------------------------------------------------------------------------
+    async def _admin(self, request: web.Request) -> web.Response | None:
+        token = _bearer(request)
+        if token is None or not await asyncio.to_thread(self.store.api_token_valid, token):
+            return _error(401, "missing or unknown API token")
+        return None
+
+    # -- plain pages ----------------------------------------------------------------------
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        return web.Response(body=render(self.metrics.registry), content_type="text/plain")
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(openapi_document())
+
+    # -- ingest ---------------------------------------------------------------------------
+    def _count(self, code: int) -> None:
+        self.metrics.requests.labels(code=str(code)).inc()
+
+    async def ingest(self, request: web.Request) -> web.Response:
+        token = _bearer(request)
+        cluster = await asyncio.to_thread(self.store.cluster_for_token, token) if token else None
+        if cluster is None:
+            self._count(401)
+            self.metrics.rejected.labels(reason="unauthorized").inc()
+            return _error(401, "missing, unknown or revoked cluster token")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            self._count(413)
+            self.metrics.rejected.labels(reason="too_large").inc()
+            return _error(413, f"body exceeds the {self.config.max_body} byte limit")
+        try:
+            batch = _batch_decoder.decode(body)
+        except msgspec.DecodeError as exc:
+            self._count(400)
+            self.metrics.rejected.labels(reason="malformed").inc()
+            return _error(400, f"not an envelope batch: {exc}")
+        if len(batch.envelopes) > MAX_ENVELOPES:
+            self._count(413)
+            self.metrics.rejected.labels(reason="too_many").inc()
+            return _error(413, f"at most {MAX_ENVELOPES} envelopes per request")
+        rejected: list[dict[str, Any]] = []
+        events: list[StoredEvent] = []
+        alerts: list[Alert] = []
+        audit_payloads: list[bytes] = []
+        for index, raw in enumerate(batch.envelopes):
+            problem = self._accept(raw, cluster, events, alerts, audit_payloads)
+            if problem is not None:
+                reason, message = problem
+                self.metrics.rejected.labels(reason=reason).inc()
+                rejected.append({"index": index, "error": message})
+        handler = self.on_audit_events
+        if (
+            audit_payloads
+            and handler is not None
+            and not await handler(cluster.name, audit_payloads)
+        ):
+            self._count(503)
+            self.metrics.rejected.labels(reason="overloaded").inc(len(events))
+            return web.json_response(
+                {"error": "analysis queue full, retry later"},
+                status=503,
+                headers={"Retry-After": "1"},
+            )
+        new = await asyncio.to_thread(self.store.ingest_events, events) if events else 0
+        duplicates = len(events) - new
+        if alerts:
+            await asyncio.to_thread(
+                self.store.record_alerts, alerts, self.config.dedupe_window_seconds
+            )
+        self.metrics.duplicates.inc(duplicates)
+        for event in events:
+            self.metrics.envelopes.labels(kind=event.kind).inc()
+        self._count(200)
+        return web.json_response(
+            {"accepted": len(events), "duplicates": duplicates, "rejected": rejected}
+        )
+
+    def _accept(
+        self,
+        raw: msgspec.Raw,
+        cluster: ClusterRecord,
+        events: list[StoredEvent],
+        alerts: list[Alert],
+        audit_payloads: list[bytes],
+    ) -> tuple[str, str] | None:
+        try:
+            envelope = _envelope_decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            return "malformed", f"not an envelope: {exc}"
+        if envelope.schema_version != SCHEMA_VERSION:
+            return "schema_version", f"schema_version {envelope.schema_version} is not supported"
+        if envelope.cluster_id not in (cluster.id, cluster.name):
+            return "wrong_cluster", "envelope names another cluster than its token"
+        if envelope.kind not in RECORD_KINDS:
+            return "unknown_kind", f"unknown record kind {envelope.kind!r}"
+        if not envelope.idempotency_key or len(envelope.idempotency_key) > 200:
+            return "malformed", "idempotency_key must be 1 to 200 characters"
+        payload = bytes(envelope.payload)
+        if envelope.kind == "alert":
+            try:
+                alert = _alert_decoder.decode(payload)
+                Severity.parse(alert.severity)
+            except (msgspec.DecodeError, ValueError) as exc:
+                return "malformed", f"bad alert payload: {exc}"
+            alert.entities = msgspec.structs.replace(alert.entities, cluster=cluster.name)
+            alerts.append(alert)
+        elif envelope.kind == "audit_event":
+            audit_payloads.append(payload)
+        events.append(
+            StoredEvent(
+                idempotency_key=envelope.idempotency_key,
+                cluster_id=cluster.id,
+                kind=envelope.kind,
+                source=envelope.source,
+                produced_at=envelope.produced_at,
+                payload=payload,
+            )
+        )
+        return None
+
+    # -- queries --------------------------------------------------------------------------
+    async def list_alerts(self, request: web.Request) -> web.Response:
+        denied = await self._admin(request)
+        if denied is not None:
+            return denied
+        try:
+            query = parse_alert_query(request.query)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        alerts = await asyncio.to_thread(self.store.query_alerts, query)
+        return web.Response(
+            body=msgspec.json.encode({"alerts": alerts, "count": len(alerts)}),
+            content_type="application/json",
+        )
+
+    async def get_alert(self, request: web.Request) -> web.Response:
+        denied = await self._admin(request)
+        if denied is not None:
+            return denied
+        alert = await asyncio.to_thread(self.store.get_alert, request.match_info["id"])
+        if alert is None:
+            return _error(404, "no such alert")
+        return web.Response(body=msgspec.json.encode(alert), content_type="application/json")
+
+    async def change_alert(self, request: web.Request) -> web.Response:
+        denied = await self._admin(request)
+        if denied is not None:
+            return denied
+        try:
+            change = msgspec.json.decode(await request.read(), type=StatusChange)
+            status = AlertStatus(change.status).value
+        except (msgspec.DecodeError, ValueError):
+            allowed = ", ".join(s.value for s in AlertStatus)
+            return _error(400, f'body must be {{"status": one of {allowed}}}')
+        alert = await asyncio.to_thread(
+            self.store.set_alert_status, request.match_info["id"], status
+        )
+        if alert is None:
+            return _error(404, "no such alert")
+        return web.Response(body=msgspec.json.encode(alert), content_type="application/json")
+
+    async def list_clusters(self, request: web.Request) -> web.Response:
+        denied = await self._admin(request)
+        if denied is not None:
+            return denied
+        clusters = await asyncio.to_thread(self.store.list_clusters)
+        return web.json_response(
+            {"clusters": [{"id": c.id, "name": c.name, "revoked": c.revoked} for c in clusters]}
+        )
+
+    async def add_cluster(self, request: web.Request) -> web.Response:
+        denied = await self._admin(request)
+        if denied is not None:
+            return denied
+        try:
+            new = msgspec.json.decode(await request.read(), type=NewCluster)
+        except msgspec.DecodeError:
+            return _error(400, 'body must be {"name": "<cluster name>"}')
+        if not new.name or len(new.name) > 100:
+            return _error(400, "cluster name must be 1 to 100 characters")
+        try:
+            record, token = await asyncio.to_thread(self.store.add_cluster, new.name)
+        except StoreError as exc:
+            return _error(409, str(exc))
+        return web.json_response({"id": record.id, "name": record.name, "token": token}, status=201)
+
+
+def _float(params: Any, name: str) -> float | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"'{name}' must be a number of seconds since the epoch") from None
+
+
+def parse_alert_query(params: Any) -> AlertQuery:
+    """Query-string parameters → ``AlertQuery``; a bad value raises ``ValueError``."""
+    severity = params.get("severity")
+    min_severity = params.get("min_severity")
+    status = params.get("status")
+    if status is not None:
+        status = AlertStatus(status).value
+    try:
+        limit = int(params.get("limit", "100"))
+        offset = int(params.get("offset", "0"))
+    except ValueError:
+        raise ValueError("'limit' and 'offset' must be integers") from None
+    return AlertQuery(
+        cluster=params.get("cluster") or None,
+        namespace=params.get("namespace") or None,
+        rule_id=params.get("rule") or None,
+        status=status,
+        severity=int(Severity.parse(severity)) if severity else None,
+        min_severity=int(Severity.parse(min_severity)) if min_severity else None,
+        since=_float(params, "since"),
+        until=_float(params, "until"),
+        limit=limit,
+        offset=offset,
+    )
