@@ -59,7 +59,7 @@ class Mitre(msgspec.Struct, omit_defaults=True, frozen=True):
     threat_matrix: tuple[str, ...] = ()
 
 
-class Alert(msgspec.Struct, omit_defaults=True, kw_only=True):
+class Alert(msgspec.Struct, kw_only=True):
     """One alert. ``count`` grows when the same rule fires on the same entity again."""
 
     id: str

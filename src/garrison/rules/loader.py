@@ -6,6 +6,7 @@ Problems are collected with file, line and item name rather than raised at the f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +61,30 @@ class LoadResult:
 
 
 class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that keeps YAML 1.1 scalars but lets us read each item's line."""
+    """SafeLoader with YAML 1.2 core scalars, as Falco's parser reads rules files.
+
+    YAML 1.1 would read a bare ``=`` (as in ``comps: [=, in]``) as the ``value`` tag and
+    ``yes``/``no``/``on``/``off`` as booleans; here they stay strings.
+    """
+
+
+def _yaml12_resolvers() -> dict[str | None, list[tuple[str, re.Pattern[str]]]]:
+    resolvers: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {}
+    for first, entries in yaml.SafeLoader.yaml_implicit_resolvers.items():
+        kept = [
+            (tag, pattern)
+            for tag, pattern in entries
+            if tag not in ("tag:yaml.org,2002:value", "tag:yaml.org,2002:bool")
+        ]
+        if kept:
+            resolvers[first] = kept
+    boolean = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+    for first in "tTfF":
+        resolvers.setdefault(first, []).append(("tag:yaml.org,2002:bool", boolean))
+    return resolvers
+
+
+_LineLoader.yaml_implicit_resolvers = _yaml12_resolvers()
 
 
 def _item_nodes(text: str, file: str) -> list[tuple[int, Any]]:

@@ -1,0 +1,3 @@
+from garrison.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""Operator semantics and the engine, on real audit events."""
+
+from __future__ import annotations
+
+import pytest
+
+from garrison.rules import Engine, default_sources, load_texts
+from tests.conftest import audit_event, pod
+
+SOURCE = default_sources()["k8s_audit"]
+
+
+def engine_for(condition: str, extra: str = "") -> Engine:
+    text = (
+        f"{extra}\n- rule: r\n  desc: d\n  condition: {condition!r}\n"
+        "  output: out %ka.user.name %ka.req.pod.containers.image\n"
+        "  priority: WARNING\n  source: k8s_audit\n"
+    )
+    loaded = load_texts([("t.yaml", text)])
+    assert loaded.errors == []
+    engine, report = Engine.build(loaded.ruleset, SOURCE)
+    assert report.errors == [], report.errors
+    return engine
+
+
+def fires(condition: str, event: object, extra: str = "") -> bool:
+    return bool(engine_for(condition, extra).evaluate(event))
+
+
+EVENT = audit_event(request_object=pod(image="nginx:1.27", privileged=True, host_paths=["/etc"]))
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ("ka.verb = create", True),
+        ("ka.verb != create", False),
+        ("ka.verb in (get, create)", True),
+        ("ka.user.name startswith ali", True),
+        ("ka.user.name endswith ice", True),
+        ("ka.user.name contains lic", True),
+        ("ka.user.name icontains LIC", True),
+        ("ka.uri glob '/api/v1/*/default/pods'", True),
+        ("ka.uri pmatch (/api/v1)", True),
+        ("ka.uri pmatch (/api/v)", False),
+        ("ka.response.code startswith 2", True),
+        ("jevt.rawtime > 0", True),
+        ("jevt.rawtime = 0", False),
+        ("ka.req.pod.containers.privileged intersects (true)", True),
+        ("ka.req.pod.containers.image.repository in (nginx, redis)", True),
+        ("ka.req.pod.containers.image.repository in (redis)", False),
+        ("ka.req.pod.volumes.hostpath intersects (/etc, /proc)", True),
+        ("ka.target.subresource exists", False),
+        ("not ka.target.subresource exists", True),
+        ("ka.impuser.name = bob", False),
+        ("not ka.impuser.name = bob", True),
+        ("ka.user.name regex '^al.ce$'", True),
+        ("tolower(ka.verb) = create", True),
+        ("len(ka.req.pod.containers.image) = 1", True),
+        ("ka.user.name = val(ka.user.name)", True),
+        ("ka.verb = anyof (get, create)", True),
+        ("ka.verb = allof (get, create)", False),
+        ("ka.uri.param[command] exists", False),
+        ("jevt.value[/requestObject/spec/containers/0/image] = 'nginx:1.27'", True),
+        ("jevt.value[/requestObject/spec/nothing] exists", False),
+    ],
+)
+def test_operators(condition: str, expected: bool) -> None:
+    assert fires(condition, EVENT) is expected
+
+
+def test_list_references_expand_and_unknown_names_stay_strings() -> None:
+    extra = "- list: verbs\n  items: [get, more]\n- list: more\n  items: [create]\n"
+    assert fires("ka.verb in (verbs)", EVENT, extra)
+    assert not fires("ka.verb in (not_a_list)", EVENT, extra)
+
+
+def test_macros_expand_and_unknown_macro_is_an_error() -> None:
+    assert fires("is_create", EVENT, "- macro: is_create\n  condition: ka.verb=create\n")
+    loaded = load_texts(
+        [
+            (
+                "t.yaml",
+                "- rule: r\n  condition: nope\n  output: o\n  priority: INFO\n  source: k8s_audit\n",
+            )
+        ]
+    )
+    _, report = Engine.build(loaded.ruleset, SOURCE)
+    assert "undefined macro 'nope'" in str(report.errors[0])
+    assert "t.yaml:1 (r)" in str(report.errors[0])
+
+
+def test_unknown_field_is_reported_by_name() -> None:
+    text = "- rule: r\n  condition: ka.nothing = 1\n  output: o\n  priority: INFO\n  source: k8s_audit\n"
+    _, report = Engine.build(load_texts([("t.yaml", text)]).ruleset, SOURCE)
+    assert report.missing_fields == {"ka.nothing": ["r"]}
+
+
+def test_exceptions_compile_to_and_not() -> None:
+    text = """
+- rule: r
+  condition: ka.verb = create
+  output: o
+  priority: INFO
+  source: k8s_audit
+  exceptions:
+    - name: known
+      fields: [ka.user.name, ka.target.namespace]
+      comps: [=, in]
+      values: [[alice, [default, prod]]]
+"""
+    engine, report = Engine.build(load_texts([("t.yaml", text)]).ruleset, SOURCE)
+    assert report.errors == []
+    assert engine.evaluate(EVENT) == []
+    assert engine.evaluate(audit_event(user="mallory")) != []
+
+
+def test_output_renders_lists_and_missing_values() -> None:
+    match = engine_for("ka.verb = create").evaluate(EVENT)[0]
+    assert match.output == "out alice (nginx:1.27)"
+    match = engine_for("ka.verb = get").evaluate(audit_event(verb="get"))[0]
+    assert match.output == "out alice <NA>"
+
+
+def test_index_only_tests_rules_that_can_match() -> None:
+    engine = engine_for("ka.verb = delete and ka.target.resource in (secrets)")
+    assert engine.candidates(EVENT) == ()
+    assert len(engine.candidates(audit_event("delete", "secrets"))) == 1
