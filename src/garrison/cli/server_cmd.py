@@ -109,7 +109,7 @@ def run_server(args: argparse.Namespace) -> int:
 
 
 def prepare_home(home: Home, store: SQLiteStore, host: str, audit_port: int) -> dict[str, str]:
-    """First-start setup of ``garrison up``: API token, local cluster, kubeconfig, policy."""
+    """``garrison up`` setup once bound: API token, local cluster, kubeconfig, audit policy."""
     client = home.read_client()
     if client is None or not store.api_token_valid(client.get("token", "")):
         token = store.add_api_token("garrison-up")
@@ -136,10 +136,10 @@ def run_up(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    client = prepare_home(home, store, args.host, args.audit_port)
     config = _serve_config(args, home, tls, home.db)
 
     def ready(backend: Backend) -> None:
+        client = prepare_home(home, store, args.host, backend.bound["audit"])
         api = f"https://{args.host}:{backend.bound['api']}"
         audit = f"https://{args.host}:{backend.bound['audit']}/k8s-audit"
         saved = {"url": api, "token": client["token"], "ca": client["ca"]}

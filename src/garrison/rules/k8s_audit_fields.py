@@ -715,6 +715,13 @@ def _role_rule_values(key: str) -> Extract:
     return extract
 
 
+def _configmap_values(ctx: EvalContext, arg: str | None) -> FieldValueT:
+    data = _dig(written_object(ctx.event), "data")
+    if not isinstance(data, dict):
+        return None
+    return [v for v in data.values() if isinstance(v, str)]
+
+
 def _client_ip(ctx: EvalContext, arg: str | None) -> FieldValueT:
     ips: list[str] = ctx.event.source_ips
     return ips[-1] if ips else None
@@ -749,6 +756,7 @@ def _extension_fields() -> list[FieldDef]:
         _f("ka.ext.binding.subject_names", _binding_subject_names, is_list=True),
         _f("ka.ext.role.verbs", _role_rule_values("verbs"), is_list=True),
         _f("ka.ext.role.resources", _role_rule_values("resources"), is_list=True),
+        _f("ka.ext.configmap.values", _configmap_values, is_list=True),
         _f("ka.ext.client_ip", _client_ip),
     ]
 
