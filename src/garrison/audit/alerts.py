@@ -100,7 +100,8 @@ def evidence_of(event: AuditEvent) -> dict[str, Any]:
 
 def alert_id(audit_id: str, rule_id: str, cluster: str) -> str:
     """Deterministic, so a replayed event gives the same alert id (idempotent ingest)."""
-    return hashlib.sha256(f"{cluster}\x1f{audit_id}\x1f{rule_id}".encode()).hexdigest()[:32]
+    key = f"{cluster}\x1f{audit_id}\x1f{rule_id}".encode()
+    return hashlib.blake2b(key, digest_size=16).hexdigest()
 
 
 def make_alert(

@@ -92,4 +92,4 @@ def dedupe_key(rule_id: str, entities: Entities) -> str:
         entities.node,
         entities.process,
     ]
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()

@@ -59,6 +59,24 @@ class Compiler:
         self.lists = lists
         self._macro_ast: dict[str, Node] = {}
         self._list_cache: dict[str, tuple[str, ...]] = {}
+        self._compares: dict[tuple[object, ...], Predicate] = {}
+        self.shared: frozenset[tuple[object, ...]] = frozenset()
+
+    def share(self, nodes: list[Node]) -> None:
+        """Mark the comparisons that occur more than once across ``nodes`` for memoizing."""
+        seen: set[tuple[object, ...]] = set()
+        shared: set[tuple[object, ...]] = set()
+        stack = list(nodes)
+        while stack:
+            node = stack.pop()
+            if isinstance(node, Compare):
+                key = _compare_key(node)
+                (shared if key in seen else seen).add(key)
+            elif isinstance(node, (And, Or)):
+                stack.extend(node.terms)
+            elif isinstance(node, Not):
+                stack.append(node.term)
+        self.shared = frozenset(shared)
 
     # -- expansion ------------------------------------------------------------------------
     def expand_list(self, name: str, seen: frozenset[str] = frozenset()) -> tuple[str, ...]:
@@ -159,23 +177,41 @@ class Compiler:
             value = node.value
             return lambda ctx: value
         if isinstance(node, And):
-            parts = tuple(self.compile(t) for t in node.terms)
-            if len(parts) == 2:
-                a, b = parts
-                return lambda ctx: a(ctx) and b(ctx)
-            return lambda ctx: all(p(ctx) for p in parts)
+            return _chain([self.compile(t) for t in _flatten(node, And)], conjunction=True)
         if isinstance(node, Or):
-            parts = tuple(self.compile(t) for t in node.terms)
-            if len(parts) == 2:
-                a, b = parts
-                return lambda ctx: a(ctx) or b(ctx)
-            return lambda ctx: any(p(ctx) for p in parts)
+            return _chain([self.compile(t) for t in _flatten(node, Or)], conjunction=False)
         if isinstance(node, Not):
             inner = self.compile(node.term)
             return lambda ctx: not inner(ctx)
         if isinstance(node, MacroRef):
             return self.compile(self.expand(node))
-        return self.compile_compare(node)
+        return self.memoized_compare(node)
+
+    def memoized_compare(self, node: Compare) -> Predicate:
+        """One closure per distinct comparison, its result kept for the rest of the event.
+
+        Rules share macros (Falco's ``kevt`` opens most k8s_audit rules), so the same
+        comparison is asked many times per event; it is computed once.
+        """
+        key = _compare_key(node)
+        found = self._compares.get(key)
+        if found is not None:
+            return found
+        compare = self.compile_compare(node)
+        if key not in self.shared:
+            self._compares[key] = compare
+            return compare
+        slot = len(self._compares)
+
+        def memoized(ctx: EvalContext) -> bool:
+            memo = ctx.memo
+            result = memo.get(slot)
+            if result is None:
+                result = memo[slot] = compare(ctx)
+            return result
+
+        self._compares[key] = memoized
+        return memoized
 
     def compile_compare(self, node: Compare) -> Predicate:
         get, definition = self.getter(node.left)
@@ -198,6 +234,10 @@ class Compiler:
             return _list_op(op, get, values, is_list, numeric)
         if not isinstance(node.value, str):
             raise CompileError(f"operator '{op}' needs a single value")
+        if isinstance(node.left, FieldRef) and not is_list and not numeric:
+            fast = _string_compare(op, node.value, definition.extract, node.left.arg)
+            if fast is not None:
+                return fast
         test = _scalar_test(op, node.value, numeric)
         if is_list:
 
@@ -246,6 +286,81 @@ class Compiler:
         if not alternatives:
             return None
         return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))
+
+
+def _compare_key(node: Compare) -> tuple[object, ...]:
+    return (node.left, node.op, node.value, node.quantifier)
+
+
+def _flatten(node: And | Or, kind: type[And] | type[Or]) -> list[Node]:
+    out: list[Node] = []
+    for term in node.terms:
+        if isinstance(term, kind):
+            out.extend(_flatten(term, kind))
+        else:
+            out.append(term)
+    return out
+
+
+def _chain(parts: list[Predicate], *, conjunction: bool) -> Predicate:
+    """``a and b and ...`` as nested closures of up to four terms (no generator per call)."""
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) > 4:
+        parts = [
+            _chain(parts[:4], conjunction=conjunction),
+            _chain(parts[4:], conjunction=conjunction),
+        ]
+    if conjunction:
+        if len(parts) == 2:
+            a, b = parts
+            return lambda ctx: a(ctx) and b(ctx)
+        if len(parts) == 3:
+            a, b, c = parts
+            return lambda ctx: a(ctx) and b(ctx) and c(ctx)
+        a, b, c, d = parts
+        return lambda ctx: a(ctx) and b(ctx) and c(ctx) and d(ctx)
+    if len(parts) == 2:
+        a, b = parts
+        return lambda ctx: a(ctx) or b(ctx)
+    if len(parts) == 3:
+        a, b, c = parts
+        return lambda ctx: a(ctx) or b(ctx) or c(ctx)
+    a, b, c, d = parts
+    return lambda ctx: a(ctx) or b(ctx) or c(ctx) or d(ctx)
+
+
+def _string_compare(
+    op: str,
+    expected: str,
+    extract: Callable[[EvalContext, str | None], FieldValueT],
+    arg: str | None,
+) -> Predicate | None:
+    """The common string operators on a single-valued string field, one call deep."""
+    if op in ("=", "=="):
+        return lambda ctx: extract(ctx, arg) == expected
+    if op == "!=":
+
+        def differs(ctx: EvalContext) -> bool:
+            value = extract(ctx, arg)
+            return value is not None and value != expected
+
+        return differs
+    if op == "startswith":
+
+        def starts(ctx: EvalContext) -> bool:
+            value = extract(ctx, arg)
+            return isinstance(value, str) and value.startswith(expected)
+
+        return starts
+    if op == "contains":
+
+        def contains(ctx: EvalContext) -> bool:
+            value = extract(ctx, arg)
+            return isinstance(value, str) and expected in value
+
+        return contains
+    return None
 
 
 def _field_ref(text: str) -> FieldRef:
@@ -354,7 +469,7 @@ def _scalar_test(op: str, expected: str, numeric: bool) -> Callable[[Any], bool]
             pattern = re.compile(expected)
         except re.error as exc:
             raise CompileError(f"bad regex {expected!r}: {exc}") from None
-        return lambda v: pattern.search(str(v)) is not None
+        return value_cache(lambda v: pattern.search(v) is not None)
     if op in ("bcontains", "bstartswith"):
         try:
             needle = binascii.unhexlify(expected.replace(" ", ""))
@@ -364,6 +479,28 @@ def _scalar_test(op: str, expected: str, numeric: bool) -> Callable[[Any], bool]
             return lambda v: needle in _bytes(v)
         return lambda v: _bytes(v).startswith(needle)
     raise CompileError(f"unsupported operator '{op}'")
+
+
+VALUE_CACHE_SIZE = 4096
+
+
+def value_cache(test: Callable[[str], bool]) -> Callable[[Any], bool]:
+    """Remember a costly string test per input value (user agents, images and URIs repeat).
+
+    Bounded: the memory is cleared when it holds ``VALUE_CACHE_SIZE`` values.
+    """
+    seen: dict[str, bool] = {}
+
+    def cached(value: Any) -> bool:
+        text = value if isinstance(value, str) else str(value)
+        result = seen.get(text)
+        if result is None:
+            if len(seen) >= VALUE_CACHE_SIZE:
+                seen.clear()
+            result = seen[text] = test(text)
+        return result
+
+    return cached
 
 
 def _bytes(value: object) -> bytes:
@@ -437,6 +574,26 @@ def _quantified(
     quantifier: str, op: str, get: Getter, values: tuple[str, ...], numeric: bool
 ) -> Predicate:
     """``f op anyof (a, b)``: how many of the list's values satisfy ``f op value``."""
+    if quantifier == "anyof" and op in ("icontains", "contains") and not numeric:
+        if not values:
+            return lambda ctx: False
+        fold = op == "icontains"
+        needles = tuple(v.lower() for v in values) if fold else values
+
+        def contains_any(text: str) -> bool:
+            if fold:
+                text = text.lower()
+            return any(n in text for n in needles)
+
+        test = value_cache(contains_any)
+
+        def any_substring(ctx: EvalContext) -> bool:
+            value = get(ctx)
+            if isinstance(value, list):
+                return any(test(str(item)) for item in value)
+            return value is not None and test(str(value))
+
+        return any_substring
     tests = tuple(_scalar_test(op, v, numeric) for v in values)
 
     def satisfied(value: Any) -> int:
@@ -512,16 +669,26 @@ def _transform(name: str, inner: Getter, definition: FieldDef) -> Getter:
 # -- rule indexing ---------------------------------------------------------------------------
 
 Constraints = dict[str, frozenset[str]]
+IndexFields = tuple[tuple[str, ...], ...]
 
 
-def constraints(node: Node, index_fields: tuple[str, ...]) -> Constraints:
-    """Values an index field must take for ``node`` to hold (absent = unconstrained)."""
+def dimension(left: Operand, index_fields: IndexFields) -> str | None:
+    """The index dimension a field names (``ka.stage`` and ``jevt.value[/stage]`` are one)."""
+    if not isinstance(left, FieldRef):
+        return None
+    text = str(left)
+    for names in index_fields:
+        if text in names:
+            return names[0]
+    return None
+
+
+def constraints(node: Node, index_fields: IndexFields) -> Constraints:
+    """Values an index dimension must take for ``node`` to hold (absent = unconstrained)."""
     if isinstance(node, Compare):
-        left = node.left
-        if not isinstance(left, FieldRef) or left.arg is not None or left.name not in index_fields:
-            return {}
-        if node.op in ("=", "==") and isinstance(node.value, str):
-            return {left.name: frozenset({node.value})}
+        dim = dimension(node.left, index_fields)
+        if dim is not None and node.op in ("=", "==") and isinstance(node.value, str):
+            return {dim: frozenset({node.value})}
         return {}
     if isinstance(node, And):
         merged: Constraints = {}
@@ -538,24 +705,80 @@ def constraints(node: Node, index_fields: tuple[str, ...]) -> Constraints:
     return {}
 
 
-def resolve_in_lists(node: Node, compiler: Compiler, index_fields: tuple[str, ...]) -> Node:
+def resolve_in_lists(node: Node, compiler: Compiler, index_fields: IndexFields) -> Node:
     """Rewrite ``f in (a, b)`` on an index field as ``f = a or f = b`` for ``constraints``."""
     if isinstance(node, Compare):
-        left = node.left
         if (
             node.op in ("in", "intersects")
-            and isinstance(left, FieldRef)
-            and left.arg is None
-            and left.name in index_fields
+            and node.quantifier is None
+            and dimension(node.left, index_fields) is not None
             and isinstance(node.value, ListLiteral)
         ):
             values = compiler.list_values(node.value)
             if not values:
                 return Constant(False)
-            return Or(tuple(Compare(left, "=", v) for v in values))
+            return Or(tuple(Compare(node.left, "=", v) for v in values))
         return node
     if isinstance(node, And):
         return And(tuple(resolve_in_lists(t, compiler, index_fields) for t in node.terms))
     if isinstance(node, Or):
         return Or(tuple(resolve_in_lists(t, compiler, index_fields) for t in node.terms))
     return node
+
+
+def fold_constants(node: Node, compiler: Compiler) -> Node:
+    """Fold what is known before any event: ``x in ()`` is false, ``a and false`` is false."""
+    if isinstance(node, Compare):
+        if (
+            node.op in ("in", "intersects")
+            and node.quantifier is None
+            and isinstance(node.value, ListLiteral)
+            and not compiler.list_values(node.value)
+        ):
+            return Constant(False)
+        return node
+    if isinstance(node, Not):
+        inner = fold_constants(node.term, compiler)
+        return Constant(not inner.value) if isinstance(inner, Constant) else Not(inner)
+    if isinstance(node, (And, Or)):
+        decisive = isinstance(node, Or)  # the value that settles the whole expression
+        terms: list[Node] = []
+        for term in node.terms:
+            folded = fold_constants(term, compiler)
+            if isinstance(folded, Constant):
+                if folded.value is decisive:
+                    return Constant(decisive)
+                continue
+            terms.append(folded)
+        if not terms:
+            return Constant(not decisive)
+        if len(terms) == 1:
+            return terms[0]
+        return And(tuple(terms)) if isinstance(node, And) else Or(tuple(terms))
+    return node
+
+
+def without_implied(
+    node: Node, found: Constraints, compiler: Compiler, index_fields: IndexFields
+) -> Node:
+    """Drop top-level conjuncts that the index already guarantees for every candidate event."""
+    terms = _flatten(node, And) if isinstance(node, And) else [node]
+    kept: list[Node] = []
+    for term in terms:
+        if isinstance(term, Compare) and term.quantifier is None:
+            dim = dimension(term.left, index_fields)
+            allowed: frozenset[str] | None = None
+            if dim is not None and term.op in ("=", "==") and isinstance(term.value, str):
+                allowed = frozenset({term.value})
+            elif (
+                dim is not None
+                and term.op in ("in", "intersects")
+                and isinstance(term.value, ListLiteral)
+            ):
+                allowed = frozenset(compiler.list_values(term.value))
+            if allowed is not None and dim in found and found[dim] <= allowed:
+                continue
+        kept.append(term)
+    if not kept:
+        return Constant(True)
+    return kept[0] if len(kept) == 1 else And(tuple(kept))

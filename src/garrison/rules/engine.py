@@ -13,8 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from garrison.events.alert import Mitre, Severity
-from garrison.rules.ast import And, Node, Not
-from garrison.rules.compiler import CompileError, Compiler, constraints, resolve_in_lists
+from garrison.rules.ast import And, Constant, Node, Not
+from garrison.rules.codegen import RuleCodegen
+from garrison.rules.compiler import (
+    CompileError,
+    Compiler,
+    constraints,
+    fold_constants,
+    resolve_in_lists,
+    without_implied,
+)
 from garrison.rules.condition import parse_condition
 from garrison.rules.errors import ConditionSyntaxError, RuleLoadError, RulesError, UnknownFieldError
 from garrison.rules.fields import EvalContext, EventSource, FieldTable
@@ -55,6 +63,7 @@ class CompiledRule:
     render: Renderer
     fields: frozenset[str]
     constraints: Mapping[str, frozenset[str]]
+    never: bool
     file: str
     line: int
 
@@ -108,6 +117,8 @@ class Engine:
         table = source.table
         compiler = Compiler(table, ruleset.macros, ruleset.lists)
         compiled: list[CompiledRule] = []
+        compiler.share(_expanded_conditions(ruleset, source.name, compiler))
+        codegen = RuleCodegen(compiler)
         for rule in ruleset.rules.values():
             if rule.source != source.name:
                 report.other_source += 1
@@ -116,7 +127,7 @@ class Engine:
                 report.disabled += 1
                 continue
             try:
-                compiled.append(_compile_rule(rule, compiler, table))
+                compiled.append(_compile_rule(rule, compiler, codegen, table))
             except UnknownFieldError as exc:
                 report.missing_fields.setdefault(exc.field, []).append(rule.name)
                 error = RuleLoadError(exc.message, rule.location)
@@ -135,11 +146,12 @@ class Engine:
         key = self._index_key(event)
         found = self._candidates.get(key)
         if found is None:
-            fields = self.table.index_fields
+            fields = [names[0] for names in self.table.index_fields]
             found = tuple(
                 rule
                 for rule in self.rules
-                if all(
+                if not rule.never
+                and all(
                     name not in rule.constraints or value in rule.constraints[name]
                     for name, value in zip(fields, key, strict=True)
                 )
@@ -172,19 +184,39 @@ class Engine:
         return spent
 
 
-def _compile_rule(rule: RuleDef, compiler: Compiler, table: FieldTable) -> CompiledRule:
+def _expanded_conditions(ruleset: RuleSet, source: str, compiler: Compiler) -> list[Node]:
+    """Every parseable, expandable condition of ``source`` (errors surface when compiling)."""
+    out: list[Node] = []
+    for rule in ruleset.rules.values():
+        if rule.source != source:
+            continue
+        try:
+            out.append(compiler.expand(parse_condition(rule.condition)))
+        except (CompileError, ConditionSyntaxError, RulesError):
+            continue
+    return out
+
+
+def _compile_rule(
+    rule: RuleDef, compiler: Compiler, codegen: RuleCodegen, table: FieldTable
+) -> CompiledRule:
     try:
         node: Node = parse_condition(rule.condition)
     except ConditionSyntaxError as exc:
         raise CompileError(f"condition: {exc.message}") from None
     node = compiler.expand(node)
+    found = constraints(resolve_in_lists(node, compiler, table.index_fields), table.index_fields)
     exceptions = compiler.exceptions_ast(rule.exceptions)
+    used = compiler.fields_of(node)
+    node = without_implied(node, found, compiler, table.index_fields)
     if exceptions is not None:
+        used |= compiler.fields_of(exceptions)
         node = And((node, Not(exceptions)))
-    predicate = compiler.compile(node)
+    node = fold_constants(node, compiler)
+    never = isinstance(node, Constant) and not node.value
+    predicate = codegen.function(node, rule.name)
     render, output_refs = compile_output(rule.output, table)
-    used = compiler.fields_of(node) | {ref.name for ref in output_refs}
-    index_node = resolve_in_lists(node, compiler, table.index_fields)
+    used |= {ref.name for ref in output_refs}
     return CompiledRule(
         name=rule.name,
         id=rule_id(rule),
@@ -198,7 +230,8 @@ def _compile_rule(rule: RuleDef, compiler: Compiler, table: FieldTable) -> Compi
         predicate=predicate,
         render=render,
         fields=frozenset(used),
-        constraints=constraints(index_node, table.index_fields),
+        constraints=found,
+        never=never,
         file=rule.location.file,
         line=rule.location.line,
     )

@@ -20,11 +20,12 @@ ArgMode = Literal["none", "optional", "required"]
 class EvalContext:
     """Per-event state for one evaluation: the event and a memo of costly extractions."""
 
-    __slots__ = ("cache", "event")
+    __slots__ = ("cache", "event", "memo")
 
     def __init__(self, event: Any) -> None:
         self.event = event
         self.cache: dict[Any, Any] = {}
+        self.memo: dict[int, bool] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,10 @@ class FieldDef:
     is_list: bool = False
     arg: ArgMode = "none"
     desc: str = ""
+    # optional Python expression over ``ev`` (the event) giving exactly what ``extract``
+    # gives, for the rule code generator; ``{t}`` is a free temporary name
+    inline: str | None = None
+    inline_args: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,8 @@ class FieldTable:
 
     source: str
     fields: Mapping[str, FieldDef]
-    index_fields: tuple[str, ...] = ()
+    # each dimension lists the field spellings that read it: ("ka.stage", "jevt.value[/stage]")
+    index_fields: tuple[tuple[str, ...], ...] = ()
     index_key: Callable[[Any], tuple[str, ...]] | None = None
     aliases: Mapping[str, str] = field(default_factory=dict)
 

@@ -7,6 +7,8 @@ Evaluated on ``garrison.events.AuditEvent``.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -290,33 +292,42 @@ def _service_ports(ctx: EvalContext, arg: str | None) -> FieldValueT:
 # -- jevt.* (the json plugin) ---------------------------------------------------------------
 
 
-def _event_json(ctx: EvalContext) -> Any:
-    key = ("jevt.json",)
-    data = ctx.cache.get(key, _MISSING)
-    if data is _MISSING:
-        data = msgspec.to_builtins(ctx.event)
-        ctx.cache[key] = data
-    return data
+@functools.lru_cache(maxsize=64)
+def _struct_fields(cls: type) -> dict[str, str]:
+    """JSON name → attribute name of a msgspec struct type."""
+    return {f.encode_name: f.name for f in msgspec.structs.fields(cls)}
 
 
-def _pointer_tokens(pointer: str) -> list[str] | None:
+@functools.lru_cache(maxsize=1024)
+def _pointer_tokens(pointer: str) -> tuple[str, ...] | None:
     if pointer == "":
-        return []
+        return ()
     if not pointer.startswith("/"):
         return None
-    return [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
+    return tuple(t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/"))
 
 
 def _json_pointer(ctx: EvalContext, arg: str | None) -> FieldValueT:
-    """RFC 6901 pointer into the whole event: ``jevt.value[/requestObject/spec/tls]``."""
+    """RFC 6901 pointer into the whole event: ``jevt.value[/requestObject/spec/tls]``.
+
+    Walks the typed event directly (struct attributes by their JSON names), so the common
+    ``/stage`` costs an attribute read, not a conversion of the whole event.
+    """
     if arg is None:
         return None
     tokens = _pointer_tokens(arg)
     if tokens is None:
         return None
-    value: Any = _event_json(ctx)
+    value: Any = ctx.event
     for token in tokens:
-        if isinstance(value, dict):
+        if isinstance(value, msgspec.Struct):
+            attr = _struct_fields(type(value)).get(token)
+            if attr is None:
+                return None
+            value = getattr(value, attr)
+            if value is None:
+                return None
+        elif isinstance(value, dict):
             if token not in value:
                 return None
             value = value[token]
@@ -328,17 +339,43 @@ def _json_pointer(ctx: EvalContext, arg: str | None) -> FieldValueT:
             return None
     if value is None:
         return None
+    if isinstance(value, msgspec.Struct):
+        value = msgspec.to_builtins(value)
     return json_text(value)
 
 
 def _raw_time(ctx: EvalContext, arg: str | None) -> FieldValueT:
+    cached = ctx.cache.get(("jevt.rawtime",))
+    if cached is not None:
+        return int(cached)
     event: AuditEvent = ctx.event
     stamp = event.stage_timestamp or event.request_received_timestamp or event.timestamp
-    return parse_timestamp_ns(stamp) if stamp else 0
+    value = parse_timestamp_ns(stamp) if stamp else 0
+    ctx.cache[("jevt.rawtime",)] = value
+    return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc_second_ns(prefix: str) -> int:
+    """Epoch nanoseconds of ``YYYY-MM-DDTHH:MM:SS`` in UTC (a busy stream shares each second)."""
+    return int(datetime.fromisoformat(prefix + "+00:00").timestamp()) * 1_000_000_000
 
 
 def parse_timestamp_ns(stamp: str) -> int:
     """RFC 3339 with up to nanoseconds → integer nanoseconds since the epoch (0 if unparsable)."""
+    if len(stamp) >= 20 and stamp[-1] == "Z" and stamp[19] in ".Z":
+        fraction = stamp[20:-1]
+        if fraction and not fraction.isdigit():
+            return _parse_timestamp_slow(stamp)
+        try:
+            base = _utc_second_ns(stamp[:19])
+            return base + (int((fraction + "000000000")[:9]) if fraction else 0)
+        except ValueError:
+            return _parse_timestamp_slow(stamp)
+    return _parse_timestamp_slow(stamp)
+
+
+def _parse_timestamp_slow(stamp: str) -> int:
     text = stamp.strip()
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
@@ -354,10 +391,12 @@ def parse_timestamp_ns(stamp: str) -> int:
         frac_ns = int((digits + "000000000")[:9]) if digits else 0
         text = head + tail
     try:
-        seconds = datetime.fromisoformat(text).timestamp()
+        moment = datetime.fromisoformat(text)
     except ValueError:
         return 0
-    return int(seconds) * 1_000_000_000 + frac_ns
+    if moment.tzinfo is None:
+        return 0
+    return int(moment.timestamp()) * 1_000_000_000 + frac_ns
 
 
 def _jevt_obj(ctx: EvalContext, arg: str | None) -> FieldValueT:
@@ -763,7 +802,31 @@ def _extension_fields() -> list[FieldDef]:
 
 def _index_key(event: AuditEvent) -> tuple[str, ...]:
     ref = event.object_ref
-    return (event.verb, ref.resource if ref is not None else "")
+    return (event.verb, ref.resource if ref is not None else "", event.stage)
+
+
+_REF = "({t} := ev.object_ref) is not None"
+_INLINE = {
+    "ka.auditid": "(ev.audit_id or None)",
+    "ka.stage": "(ev.stage or None)",
+    "ka.verb": "(ev.verb or None)",
+    "ka.uri": "(ev.request_uri or None)",
+    "ka.user.name": "(ev.user.username or None)",
+    "ka.useragent": "(ev.user_agent or None)",
+    "ka.auth.decision": 'ev.annotations.get("authorization.k8s.io/decision")',
+    "ka.auth.reason": 'ev.annotations.get("authorization.k8s.io/reason")',
+    "ka.impuser.name": (
+        "(({t}.username or None) if ({t} := ev.impersonated_user) is not None else None)"
+    ),
+    "ka.target.name": f"(({{t}}.name or None) if {_REF} else None)",
+    "ka.target.namespace": f"(({{t}}.namespace or None) if {_REF} else None)",
+    "ka.target.resource": f"(({{t}}.resource or None) if {_REF} else None)",
+    "ka.target.subresource": f"(({{t}}.subresource or None) if {_REF} else None)",
+    "ka.response.code": (
+        "(str({t}.code) if ({t} := ev.response_status) is not None and {t}.code else None)"
+    ),
+}
+_INLINE_ARGS = {"jevt.value": {"/stage": "ev.stage", "/verb": "ev.verb"}}
 
 
 def build_table() -> FieldTable:
@@ -845,10 +908,18 @@ def build_table() -> FieldTable:
         *_container_fields(),
         *_extension_fields(),
     ]
+    defs = [
+        dataclasses.replace(d, inline=_INLINE.get(d.name), inline_args=_INLINE_ARGS.get(d.name, {}))
+        for d in defs
+    ]
     return FieldTable(
         source=SOURCE,
         fields={d.name: d for d in defs},
-        index_fields=("ka.verb", "ka.target.resource"),
+        index_fields=(
+            ("ka.verb",),
+            ("ka.target.resource",),
+            ("ka.stage", "jevt.value[/stage]"),
+        ),
         index_key=_index_key,
     )
 

@@ -46,14 +46,14 @@ def compile_output(template: str, table: FieldTable) -> tuple[Renderer, tuple[Fi
         last = match.end()
     pieces.append(template[last:])
 
+    steps = tuple((p, None) if isinstance(p, str) else ("", p) for p in pieces)
+
     def render(ctx: EvalContext) -> str:
-        out = []
-        for piece in pieces:
-            if isinstance(piece, str):
-                out.append(piece)
-            else:
-                extract, arg = piece
-                out.append(render_value(extract(ctx, arg)))
-        return "".join(out)
+        return "".join(
+            [
+                literal if field is None else render_value(field[0](ctx, field[1]))
+                for literal, field in steps
+            ]
+        )
 
     return render, tuple(refs)

@@ -126,3 +126,44 @@ def test_index_only_tests_rules_that_can_match() -> None:
     engine = engine_for("ka.verb = delete and ka.target.resource in (secrets)")
     assert engine.candidates(EVENT) == ()
     assert len(engine.candidates(audit_event("delete", "secrets"))) == 1
+
+
+def test_rule_values_never_become_code(tmp_path: object) -> None:
+    """Generated rule functions bind values as constants: code-like text stays text."""
+    hostile = "x') or __import__('os').system('touch /tmp/garrison-pwned') or ('"
+    engine = engine_for(f"ka.user.name = {hostile!r} or ka.verb in ({hostile!r}, get)")
+    assert engine.evaluate(EVENT) == []
+    assert engine.evaluate(audit_event(user=hostile, verb="list")) != []
+    import os
+
+    assert not os.path.exists("/tmp/garrison-pwned")
+
+
+def test_inline_and_closure_paths_agree() -> None:
+    """The generated code and the closures give the same answers on the same events."""
+    from garrison.rules.compiler import Compiler
+    from garrison.rules.condition import parse_condition
+
+    compiler = Compiler(SOURCE.table, {}, {})
+    events = [
+        EVENT,
+        audit_event("get", "secrets", code=403, namespace=""),
+        audit_event(impersonated="bob"),
+    ]
+    for text in (
+        "ka.verb = create and ka.response.code startswith 2",
+        "ka.target.namespace = default or ka.impuser.name exists",
+        "ka.target.subresource != exec and jevt.rawtime > 5",
+        "ka.user.name in (alice, bob) and not ka.auth.decision = forbid",
+    ):
+        node = parse_condition(text)
+        from garrison.rules.codegen import RuleCodegen
+        from garrison.rules.fields import EvalContext
+
+        generated = RuleCodegen(compiler).function(node)
+        closure = compiler.compile(node)
+        for event in events:
+            assert generated(EvalContext(event)) == closure(EvalContext(event)), (
+                text,
+                event.audit_id,
+            )

@@ -1,0 +1,78 @@
+"""Audit pipeline throughput: decode + every default rule + Falco's k8saudit rules, one core.
+
+Baseline: decoding the same JSON lines with the same decoder and nothing else.
+Target (issue 2): >= 50,000 events/s and <= 4x the decode-only cost.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+
+from garrison.audit.analyzer import AuditAnalyzer, build_engine
+from garrison.audit.decode import DecodeResult, decode_event
+from garrison.audit.sa_baseline import ServiceAccountBaseline
+from bench.workload import FALCO_RULES, audit_stream
+
+EVENTS = 100_000
+ROUNDS = 5
+
+
+def decode_only(lines: list[bytes]) -> float:
+    start = time.perf_counter()
+    result = DecodeResult()
+    count = 0
+    for index, line in enumerate(lines):
+        decode_event(line, index, result)
+        count += len(result.events)
+        result.events.clear()
+    assert count == len(lines)
+    return time.perf_counter() - start
+
+
+def pipeline(lines: list[bytes], analyzer: AuditAnalyzer) -> tuple[float, int]:
+    start = time.perf_counter()
+    alerts = 0
+    result = DecodeResult()
+    for index, line in enumerate(lines):
+        decode_event(line, index, result)
+        for event in result.events:
+            alerts += len(analyzer.analyze(event, "bench"))
+        result.events.clear()
+    return time.perf_counter() - start, alerts
+
+
+def main() -> dict[str, float]:
+    lines = audit_stream(EVENTS)
+    engine, report = build_engine([FALCO_RULES], default_rules=True)
+    print(f"audit pipeline: {EVENTS:,} events, {report.compiled} rules (garrison defaults + Falco k8saudit)")
+    gc.collect()
+    decode_times, pipe_times = [], []
+    alerts = 0
+    for _ in range(ROUNDS):
+        decode_times.append(decode_only(lines))
+        analyzer = AuditAnalyzer(engine, ServiceAccountBaseline())
+        elapsed, alerts = pipeline(lines, analyzer)
+        pipe_times.append(elapsed)
+    decode_s, pipe_s = min(decode_times), min(pipe_times)
+    rate = EVENTS / pipe_s
+    ratio = pipe_s / decode_s
+    print(f"  decode only      {EVENTS / decode_s:>12,.0f} events/s")
+    print(f"  full pipeline    {rate:>12,.0f} events/s   ({alerts:,} alerts per pass)")
+    print(f"  cost ratio       {ratio:>12.2f} x decode-only   (target <= 4.00; >= 50,000 events/s)")
+    costly = sorted(engine.profile(_decoded(lines[:20_000])).items(), key=lambda kv: -kv[1])[:10]
+    print("  costliest rules (seconds over 20,000 events):")
+    for name, seconds in costly:
+        print(f"    {seconds:8.4f}  {name}")
+    return {"pipeline_events_per_s": rate, "pipeline_ratio": ratio}
+
+
+def _decoded(lines: list[bytes]) -> list[object]:
+    result = DecodeResult()
+    for index, line in enumerate(lines):
+        decode_event(line, index, result)
+    return list(result.events)
+
+
+if __name__ == "__main__":
+    main()
