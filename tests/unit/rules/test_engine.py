@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from garrison.rules import Engine, default_sources, load_texts
 from tests.conftest import audit_event, pod
@@ -11,11 +12,15 @@ SOURCE = default_sources()["k8s_audit"]
 
 
 def engine_for(condition: str, extra: str = "") -> Engine:
-    text = (
-        f"{extra}\n- rule: r\n  desc: d\n  condition: {condition!r}\n"
-        "  output: out %ka.user.name %ka.req.pod.containers.image\n"
-        "  priority: WARNING\n  source: k8s_audit\n"
-    )
+    rule = {
+        "rule": "r",
+        "desc": "d",
+        "condition": condition,
+        "output": "out %ka.user.name %ka.req.pod.containers.image",
+        "priority": "WARNING",
+        "source": "k8s_audit",
+    }
+    text = f"{extra}\n{yaml.safe_dump([rule])}"
     loaded = load_texts([("t.yaml", text)])
     assert loaded.errors == []
     engine, report = Engine.build(loaded.ruleset, SOURCE)
