@@ -16,7 +16,9 @@ FALCO_EVENTS = SHARED / "corpora" / "k8s-audit-falco" / "events"
 FALCO_RULES = SHARED / "corpora" / "k8s-audit-falco" / "rules" / "k8s_audit_rules.yaml"
 
 
-def _event(i: int, verb: str, resource: str, ns: str, name: str, user: str, code: int = 200, **extra: Any) -> dict[str, Any]:
+def _event(
+    i: int, verb: str, resource: str, ns: str, name: str, user: str, code: int = 200, **extra: Any
+) -> dict[str, Any]:
     ref = {"resource": resource, "namespace": ns, "name": name, "apiVersion": "v1"}
     if not ns:
         del ref["namespace"]
@@ -35,7 +37,10 @@ def _event(i: int, verb: str, resource: str, ns: str, name: str, user: str, code
         "responseStatus": {"metadata": {}, "code": code},
         "requestReceivedTimestamp": "2026-12-01T10:00:00.000000Z",
         "stageTimestamp": "2026-12-01T10:00:00.002000Z",
-        "annotations": {"authorization.k8s.io/decision": "allow", "authorization.k8s.io/reason": ""},
+        "annotations": {
+            "authorization.k8s.io/decision": "allow",
+            "authorization.k8s.io/reason": "",
+        },
         **extra,
     }
 
@@ -50,24 +55,47 @@ def recorded_events() -> list[dict[str, Any]]:
     return out
 
 
-def audit_stream(count: int, seed: int = 7) -> list[bytes]:
-    """``count`` events as JSON lines (bytes), in a fixed pseudo-random order."""
+def audit_stream(count: int, seed: int = 7, recorded_share: float = 0.20) -> list[bytes]:
+    """``count`` events as JSON lines (bytes), in a fixed pseudo-random order.
+
+    ``recorded_share`` of them replay Falco's recorded events (workload changes, RBAC,
+    exec, attacks: most raise alerts); the rest is routine control-plane traffic.
+    """
     rng = random.Random(seed)
+    routine = 1.0 - recorded_share
     recorded = recorded_events()
     lines: list[bytes] = []
     for i in range(count):
         roll = rng.random()
-        if roll < 0.35:
+        if roll < 0.35 * routine / 0.80:
             node = f"node-{rng.randrange(200)}"
             data = _event(i, "update", "leases", "kube-node-lease", node, f"system:node:{node}")
-        elif roll < 0.55:
-            resource = rng.choice(["pods", "configmaps", "endpoints", "services", "nodes", "secrets"])
-            data = _event(i, rng.choice(["get", "list", "watch"]), resource, rng.choice(["default", "kube-system", "shop"]), "x", "system:serviceaccount:kube-system:generic-garbage-collector")
-        elif roll < 0.70:
+        elif roll < 0.55 * routine / 0.80:
+            resource = rng.choice(
+                ["pods", "configmaps", "endpoints", "services", "nodes", "secrets"]
+            )
+            data = _event(
+                i,
+                rng.choice(["get", "list", "watch"]),
+                resource,
+                rng.choice(["default", "kube-system", "shop"]),
+                "x",
+                "system:serviceaccount:kube-system:generic-garbage-collector",
+            )
+        elif roll < 0.70 * routine / 0.80:
             data = _event(i, "create", "events", "shop", f"cart.{i:x}", "system:node:node-3", 201)
-        elif roll < 0.80:
-            data = _event(i, "patch", "pods", "shop", f"cart-{i % 50}", "system:node:node-3", 200, level="Request",
-                          requestObject={"status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+        elif roll < routine:
+            data = _event(
+                i,
+                "patch",
+                "pods",
+                "shop",
+                f"cart-{i % 50}",
+                "system:node:node-3",
+                200,
+                level="Request",
+                requestObject={"status": {"conditions": [{"type": "Ready", "status": "True"}]}},
+            )
         else:
             data = dict(rng.choice(recorded))
             data["auditID"] = f"bench-{i:08d}"

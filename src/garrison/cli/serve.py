@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from dataclasses import dataclass, field
@@ -17,13 +18,16 @@ from garrison.audit.analyzer import AnalyzerConfig, AuditAnalyzer
 from garrison.audit.decode import DecodeResult, decode_event
 from garrison.audit.receiver import AuditBatch, AuditReceiver, BoundedBatchQueue, run_worker
 from garrison.events.alert import Alert
+from garrison.events.audit import AuditEvent
 from garrison.metrics import audit_metrics, ingest_metrics
 from garrison.server.api import ServerAPI, ServerConfig
+from garrison.server.auth import TokenCache
 from garrison.server.store.sqlite import SQLiteStore
 from garrison.tls import TLSFiles, server_context
 
 log = logging.getLogger("garrison.serve")
 BASELINE_STATE_KEY = "audit.service_account_baseline"
+ANALYSIS_CHUNK = 25
 
 
 @dataclass
@@ -38,6 +42,7 @@ class ServeConfig:
     analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     snapshot_seconds: float = 60.0
+    token_cache_seconds: float = 5.0
 
 
 class Backend:
@@ -51,6 +56,7 @@ class Backend:
         self.analyzer = AuditAnalyzer.from_config(config.analyzer)
         self._restore_baseline()
         self.queue = BoundedBatchQueue(config.audit_queue_events)
+        self.tokens = TokenCache(store.cluster_for_token, ttl_seconds=config.token_cache_seconds)
         self.receiver = AuditReceiver(
             queue=self.queue,
             metrics=self.audit_metrics,
@@ -70,7 +76,7 @@ class Backend:
 
     # -- wiring ---------------------------------------------------------------------------
     def _cluster_name_for_token(self, token: str) -> str | None:
-        record = self.store.cluster_for_token(token)
+        record = self.tokens.resolve(token)
         return record.name if record is not None else None
 
     def _cluster_name_for_cert(self, common_name: str) -> str | None:
@@ -93,18 +99,32 @@ class Backend:
         if self.analyzer.baseline is not None:
             self.store.put_state(BASELINE_STATE_KEY, self.analyzer.baseline.snapshot())
 
-    def analyze_batch(self, batch: AuditBatch) -> list[Alert]:
+    def analyze_events(self, cluster: str, events: list[AuditEvent]) -> list[Alert]:
         alerts: list[Alert] = []
-        for event in batch.events:
-            alerts.extend(self.analyzer.analyze(event, batch.cluster))
-        if alerts:
-            self.store.record_alerts(alerts, self.config.server.dedupe_window_seconds)
-            for alert in alerts:
-                self.audit_metrics.alerts.labels(severity=alert.severity).inc()
+        for event in events:
+            alerts.extend(self.analyzer.analyze(event, cluster))
         return alerts
 
+    def store_alerts(self, alerts: list[Alert]) -> None:
+        self.store.record_alerts(alerts, self.config.server.dedupe_window_seconds)
+        for alert in alerts:
+            self.audit_metrics.alerts.labels(severity=alert.severity).inc()
+
     async def _handle(self, batch: AuditBatch) -> None:
-        await asyncio.to_thread(self.analyze_batch, batch)
+        """Analyze on the event loop in small chunks, yielding between them.
+
+        Analysis is CPU work: on a thread it would contend for the GIL with the loop and
+        delay the API server's requests; in chunks a request waits for one chunk at most.
+        """
+        alerts: list[Alert] = []
+        events = batch.events
+        for start in range(0, len(events), ANALYSIS_CHUNK):
+            alerts.extend(
+                self.analyze_events(batch.cluster, events[start : start + ANALYSIS_CHUNK])
+            )
+            await asyncio.sleep(0)
+        if alerts:
+            await asyncio.to_thread(self.store_alerts, alerts)
 
     async def _ingested_audit_events(self, cluster: str, payloads: list[bytes]) -> bool:
         """Queue ingested audit events for analysis; False when the queue is full."""
@@ -137,6 +157,10 @@ class Backend:
             asyncio.create_task(run_worker(self.queue, self._handle, self.audit_metrics))
         )
         self._tasks.append(asyncio.create_task(self._snapshots()))
+        # rules, closures and caches live as long as the process: keep the cyclic GC from
+        # walking them on every full collection (pauses would land on webhook answers)
+        gc.collect()
+        gc.freeze()
 
     async def stop(self, drain_seconds: float = 10.0) -> None:
         for runner in self._runners:

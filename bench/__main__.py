@@ -1,0 +1,15 @@
+"""``python -m bench`` (``make bench``): every benchmark in one run."""
+
+from __future__ import annotations
+
+from bench import audit_pipeline, ingest, receiver
+
+
+def main() -> None:
+    for module in (audit_pipeline, receiver, ingest):
+        module.main()
+        print()
+
+
+if __name__ == "__main__":
+    main()
