@@ -8,7 +8,8 @@ from typing import Any
 from garrison.events.alert import Alert, Entities, Mitre, Severity, dedupe_key
 from garrison.events.audit import AuditEvent
 from garrison.rules.engine import Match, priority_title
-from garrison.rules.k8s_audit_fields import WORKLOAD_RESOURCES, parse_timestamp_ns, written_object
+from garrison.rules.k8s_audit_ext import WORKLOAD_RESOURCES, written_object
+from garrison.rules.k8s_audit_values import parse_timestamp_ns
 
 SOURCE = "k8s_audit"
 

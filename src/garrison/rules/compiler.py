@@ -177,9 +177,9 @@ class Compiler:
             value = node.value
             return lambda ctx: value
         if isinstance(node, And):
-            return _chain([self.compile(t) for t in _flatten(node, And)], conjunction=True)
+            return _chain([self.compile(t) for t in flatten(node, And)], conjunction=True)
         if isinstance(node, Or):
-            return _chain([self.compile(t) for t in _flatten(node, Or)], conjunction=False)
+            return _chain([self.compile(t) for t in flatten(node, Or)], conjunction=False)
         if isinstance(node, Not):
             inner = self.compile(node.term)
             return lambda ctx: not inner(ctx)
@@ -292,11 +292,11 @@ def _compare_key(node: Compare) -> tuple[object, ...]:
     return (node.left, node.op, node.value, node.quantifier)
 
 
-def _flatten(node: And | Or, kind: type[And] | type[Or]) -> list[Node]:
+def flatten(node: And | Or, kind: type[And] | type[Or]) -> list[Node]:
     out: list[Node] = []
     for term in node.terms:
         if isinstance(term, kind):
-            out.extend(_flatten(term, kind))
+            out.extend(flatten(term, kind))
         else:
             out.append(term)
     return out
@@ -664,121 +664,3 @@ def _transform(name: str, inner: Getter, definition: FieldDef) -> Getter:
         return result if result is None or isinstance(result, int) else str(result)
 
     return get
-
-
-# -- rule indexing ---------------------------------------------------------------------------
-
-Constraints = dict[str, frozenset[str]]
-IndexFields = tuple[tuple[str, ...], ...]
-
-
-def dimension(left: Operand, index_fields: IndexFields) -> str | None:
-    """The index dimension a field names (``ka.stage`` and ``jevt.value[/stage]`` are one)."""
-    if not isinstance(left, FieldRef):
-        return None
-    text = str(left)
-    for names in index_fields:
-        if text in names:
-            return names[0]
-    return None
-
-
-def constraints(node: Node, index_fields: IndexFields) -> Constraints:
-    """Values an index dimension must take for ``node`` to hold (absent = unconstrained)."""
-    if isinstance(node, Compare):
-        dim = dimension(node.left, index_fields)
-        if dim is not None and node.op in ("=", "==") and isinstance(node.value, str):
-            return {dim: frozenset({node.value})}
-        return {}
-    if isinstance(node, And):
-        merged: Constraints = {}
-        for term in node.terms:
-            for name, values in constraints(term, index_fields).items():
-                merged[name] = merged[name] & values if name in merged else values
-        return merged
-    if isinstance(node, Or):
-        parts = [constraints(term, index_fields) for term in node.terms]
-        common = set(parts[0])
-        for part in parts[1:]:
-            common &= set(part)
-        return {name: frozenset().union(*(p[name] for p in parts)) for name in common}
-    return {}
-
-
-def resolve_in_lists(node: Node, compiler: Compiler, index_fields: IndexFields) -> Node:
-    """Rewrite ``f in (a, b)`` on an index field as ``f = a or f = b`` for ``constraints``."""
-    if isinstance(node, Compare):
-        if (
-            node.op in ("in", "intersects")
-            and node.quantifier is None
-            and dimension(node.left, index_fields) is not None
-            and isinstance(node.value, ListLiteral)
-        ):
-            values = compiler.list_values(node.value)
-            if not values:
-                return Constant(False)
-            return Or(tuple(Compare(node.left, "=", v) for v in values))
-        return node
-    if isinstance(node, And):
-        return And(tuple(resolve_in_lists(t, compiler, index_fields) for t in node.terms))
-    if isinstance(node, Or):
-        return Or(tuple(resolve_in_lists(t, compiler, index_fields) for t in node.terms))
-    return node
-
-
-def fold_constants(node: Node, compiler: Compiler) -> Node:
-    """Fold what is known before any event: ``x in ()`` is false, ``a and false`` is false."""
-    if isinstance(node, Compare):
-        if (
-            node.op in ("in", "intersects")
-            and node.quantifier is None
-            and isinstance(node.value, ListLiteral)
-            and not compiler.list_values(node.value)
-        ):
-            return Constant(False)
-        return node
-    if isinstance(node, Not):
-        inner = fold_constants(node.term, compiler)
-        return Constant(not inner.value) if isinstance(inner, Constant) else Not(inner)
-    if isinstance(node, (And, Or)):
-        decisive = isinstance(node, Or)  # the value that settles the whole expression
-        terms: list[Node] = []
-        for term in node.terms:
-            folded = fold_constants(term, compiler)
-            if isinstance(folded, Constant):
-                if folded.value is decisive:
-                    return Constant(decisive)
-                continue
-            terms.append(folded)
-        if not terms:
-            return Constant(not decisive)
-        if len(terms) == 1:
-            return terms[0]
-        return And(tuple(terms)) if isinstance(node, And) else Or(tuple(terms))
-    return node
-
-
-def without_implied(
-    node: Node, found: Constraints, compiler: Compiler, index_fields: IndexFields
-) -> Node:
-    """Drop top-level conjuncts that the index already guarantees for every candidate event."""
-    terms = _flatten(node, And) if isinstance(node, And) else [node]
-    kept: list[Node] = []
-    for term in terms:
-        if isinstance(term, Compare) and term.quantifier is None:
-            dim = dimension(term.left, index_fields)
-            allowed: frozenset[str] | None = None
-            if dim is not None and term.op in ("=", "==") and isinstance(term.value, str):
-                allowed = frozenset({term.value})
-            elif (
-                dim is not None
-                and term.op in ("in", "intersects")
-                and isinstance(term.value, ListLiteral)
-            ):
-                allowed = frozenset(compiler.list_values(term.value))
-            if allowed is not None and dim in found and found[dim] <= allowed:
-                continue
-        kept.append(term)
-    if not kept:
-        return Constant(True)
-    return kept[0] if len(kept) == 1 else And(tuple(kept))

@@ -15,17 +15,11 @@ from typing import Any
 from garrison.events.alert import Mitre, Severity
 from garrison.rules.ast import And, Constant, Node, Not
 from garrison.rules.codegen import RuleCodegen
-from garrison.rules.compiler import (
-    CompileError,
-    Compiler,
-    constraints,
-    fold_constants,
-    resolve_in_lists,
-    without_implied,
-)
+from garrison.rules.compiler import CompileError, Compiler
 from garrison.rules.condition import parse_condition
 from garrison.rules.errors import ConditionSyntaxError, RuleLoadError, RulesError, UnknownFieldError
 from garrison.rules.fields import EvalContext, EventSource, FieldTable
+from garrison.rules.index import constraints, fold_constants, resolve_in_lists, without_implied
 from garrison.rules.mitre import mitre_from_tags
 from garrison.rules.model import RuleDef, RuleSet
 from garrison.rules.output import Renderer, compile_output
