@@ -187,3 +187,21 @@ def test_up_runs_end_to_end(tmp_path: Path) -> None:
         if process.stdout is not None:
             process.stdout.close()
     assert code == 0
+
+
+def test_alerts_list_without_a_reachable_backend(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "client.json").write_text(
+        json.dumps(
+            {"url": "https://127.0.0.1:9", "token": "gat_x", "ca": str(tmp_path / "none.crt")}
+        )
+    )
+    result = run("alerts", "list", env={"GARRISON_HOME": str(home)})
+    assert (
+        result.returncode == 2
+        and "CA certificate" in result.stderr
+        and "Traceback" not in result.stderr
+    )
+    nothing = run("alerts", "list", env={"GARRISON_HOME": str(tmp_path / "empty")})
+    assert nothing.returncode == 2 and "no backend configured" in nothing.stderr

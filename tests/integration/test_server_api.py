@@ -195,3 +195,29 @@ async def test_clusters_and_openapi(running: Running, session: aiohttp.ClientSes
     assert document["openapi"] == "3.1.0" and "/v1/alerts" in document["paths"]
     assert "Alert" in document["components"]["schemas"]
     json.dumps(document)
+
+
+async def test_gzip_bodies_and_decompression_bombs(
+    running: Running, session: aiohttp.ClientSession
+) -> None:
+    import gzip
+
+    headers = {**running.auth(running.cluster_token), "Content-Encoding": "gzip"}
+    body = json.dumps({"envelopes": [envelope("runtime_event", "gz1", {"type": "exec"})]}).encode()
+    async with session.post(
+        f"{running.api}/v1/ingest", data=gzip.compress(body), headers=headers
+    ) as response:
+        assert response.status == 200 and (await response.json())["accepted"] == 1
+    bomb = gzip.compress(b'{"envelopes": [' + b" " * (64 * 1024 * 1024) + b"]}")
+    assert len(bomb) < 200_000
+    async with session.post(f"{running.api}/v1/ingest", data=bomb, headers=headers) as response:
+        assert response.status == 413
+
+
+async def test_refusals_are_counted(running: Running, session: aiohttp.ClientSession) -> None:
+    await ingest(session, running, [], token="gct_nope")
+    await ingest(session, running, [envelope("mystery", "m", {})])
+    async with session.get(f"{running.api}/metrics") as response:
+        text = await response.text()
+    assert 'garrison_ingest_rejected_total{reason="unauthorized"} 1.0' in text
+    assert 'garrison_ingest_rejected_total{reason="unknown_kind"} 1.0' in text

@@ -54,6 +54,9 @@ def list_alerts(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if not Path(ca).is_file():
+        print(f"error: CA certificate {ca} not found", file=sys.stderr)
+        return 2
     if not url.startswith("https://"):
         print("error: --url must be https://", file=sys.stderr)
         return 2

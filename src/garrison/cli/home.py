@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 AUDIT_POLICY = """\
 # Audit policy for kube-apiserver (--audit-policy-file), written by garrison.
 # Bodies are logged where garrison's rules read them; secrets only at Metadata level.
@@ -84,6 +86,15 @@ class Home:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+
+    def webhook_token(self) -> str | None:
+        """The agent token in an existing webhook kubeconfig, if it is readable."""
+        try:
+            config = yaml.safe_load(self.kubeconfig.read_text(encoding="utf-8"))
+            token = config["users"][0]["user"]["token"]
+        except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError):
+            return None
+        return token if isinstance(token, str) and token else None
 
     def read_client(self) -> dict[str, str] | None:
         try:

@@ -114,11 +114,18 @@ def prepare_home(home: Home, store: SQLiteStore, host: str, audit_port: int) -> 
     if client is None or not store.api_token_valid(client.get("token", "")):
         token = store.add_api_token("garrison-up")
         client = {"token": token, "ca": str(home.tls_dir / "ca.crt")}
-    names = {c.name for c in store.list_clusters()}
-    if LOCAL_CLUSTER in names:
-        cluster_token = store.rotate_cluster_token(LOCAL_CLUSTER)
+    existing = home.webhook_token()
+    record = store.cluster_for_token(existing) if existing else None
+    if existing and record is not None and record.name == LOCAL_CLUSTER:
+        cluster_token = existing
     else:
-        _, cluster_token = store.add_cluster(LOCAL_CLUSTER)
+        # first start, or the kubeconfig was lost: an API server using an older copy of it
+        # would be refused, so a new token is only issued when the current one is unusable
+        names = {c.name for c in store.list_clusters()}
+        if LOCAL_CLUSTER in names:
+            cluster_token = store.rotate_cluster_token(LOCAL_CLUSTER)
+        else:
+            _, cluster_token = store.add_cluster(LOCAL_CLUSTER)
     ca_pem = (home.tls_dir / "ca.crt").read_text(encoding="utf-8")
     webhook_url = f"https://{host}:{audit_port}/k8s-audit"
     home.write_private(home.kubeconfig, webhook_kubeconfig(webhook_url, ca_pem, cluster_token))
