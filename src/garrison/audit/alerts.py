@@ -9,6 +9,7 @@ from garrison.events.alert import Alert, Entities, Mitre, Severity, dedupe_key
 from garrison.events.audit import AuditEvent
 from garrison.rules.engine import Match, priority_title
 from garrison.rules.k8s_audit_ext import WORKLOAD_RESOURCES, written_object
+from garrison.rules.k8s_audit_fields import RAWTIME_KEY
 from garrison.rules.k8s_audit_values import parse_timestamp_ns
 
 SOURCE = "k8s_audit"
@@ -117,9 +118,11 @@ def make_alert(
     mitre: Mitre,
     remediation: str,
     extra_evidence: dict[str, Any] | None = None,
+    when: float | None = None,
 ) -> Alert:
     entities = entities_of(event, cluster)
-    when = event_time(event)
+    if when is None:
+        when = event_time(event)
     evidence = evidence_of(event)
     if extra_evidence:
         evidence.update(extra_evidence)
@@ -153,4 +156,11 @@ def alert_from_match(match: Match, event: AuditEvent, cluster: str) -> Alert:
         output=match.output,
         mitre=rule.mitre,
         remediation=rule.remediation,
+        when=_known_time(match),
     )
+
+
+def _known_time(match: Match) -> float | None:
+    """The event time if a rule already parsed it for this event."""
+    nanos = match.context.cache.get(RAWTIME_KEY)
+    return nanos / 1e9 if isinstance(nanos, int) else None

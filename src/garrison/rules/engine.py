@@ -159,11 +159,11 @@ class Engine:
         ctx = EvalContext(event)
         if cluster:
             ctx.cache["cluster"] = cluster
-        matches = []
-        for rule in self.candidates(event):
-            if rule.predicate(ctx):
-                matches.append(Match(rule, rule.render(ctx), ctx))
-        return matches
+        return [
+            Match(rule, rule.render(ctx), ctx)
+            for rule in self.candidates(event)
+            if rule.predicate(ctx)
+        ]
 
     def profile(self, events: Iterable[Any]) -> dict[str, float]:
         """Seconds spent in each rule's condition over ``events`` (for benchmarks)."""

@@ -323,14 +323,17 @@ def _json_pointer(ctx: EvalContext, arg: str | None) -> FieldValueT:
     return json_text(value)
 
 
+RAWTIME_KEY = "jevt.rawtime"
+
+
 def _raw_time(ctx: EvalContext, arg: str | None) -> FieldValueT:
-    cached = ctx.cache.get(("jevt.rawtime",))
+    cached: int | None = ctx.cache.get(RAWTIME_KEY)
     if cached is not None:
-        return int(cached)
+        return cached
     event: AuditEvent = ctx.event
     stamp = event.stage_timestamp or event.request_received_timestamp or event.timestamp
     value = parse_timestamp_ns(stamp) if stamp else 0
-    ctx.cache[("jevt.rawtime",)] = value
+    ctx.cache[RAWTIME_KEY] = value
     return value
 
 
