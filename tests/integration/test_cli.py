@@ -205,3 +205,35 @@ def test_alerts_list_without_a_reachable_backend(tmp_path: Path) -> None:
     )
     nothing = run("alerts", "list", env={"GARRISON_HOME": str(tmp_path / "empty")})
     assert nothing.returncode == 2 and "no backend configured" in nothing.stderr
+
+
+def test_audit_analyze_keeps_the_baseline_between_runs(tmp_path: Path) -> None:
+    sa = "system:serviceaccount:shop:cart"
+    learn = tmp_path / "day1.log"
+    learn.write_text(
+        json.dumps(
+            audit_event_to_builtins(
+                audit_event("get", "configmaps", user=sa, code=200, time="2026-11-01T10:00:00Z")
+            )
+        )
+        + "\n"
+    )
+    later = tmp_path / "day9.log"
+    later.write_text(
+        json.dumps(
+            audit_event_to_builtins(
+                audit_event("list", "secrets", user=sa, code=200, time="2026-11-09T10:00:00Z")
+            )
+        )
+        + "\n"
+    )
+    state = tmp_path / "baseline.json"
+    assert run("audit", "analyze", "--state", str(state), str(learn)).returncode == 0
+    assert state.exists()
+    result = run("audit", "analyze", "--format", "json", "--state", str(state), str(later))
+    assert "k8s_serviceaccount_rare_operation" in result.stdout
+    without = run("audit", "analyze", "--format", "json", str(later))
+    assert "k8s_serviceaccount_rare_operation" not in without.stdout
+    state.write_text("{corrupt")
+    broken = run("audit", "analyze", "--state", str(state), str(later))
+    assert broken.returncode == 1 and "cannot read baseline state" in broken.stderr

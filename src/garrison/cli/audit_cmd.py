@@ -36,6 +36,11 @@ def register(commands: Any, name: str) -> None:
         default=24 * 7,
         help="service-account baseline learning period, in the log's own time",
     )
+    analyze.add_argument(
+        "--state",
+        metavar="FILE",
+        help="keep the service-account baseline in FILE between runs",
+    )
     analyze.set_defaults(run=analyze_files)
 
 
@@ -71,6 +76,13 @@ def analyze_files(args: argparse.Namespace) -> int:
         for error in exc.errors:
             print(f"error: {error}", file=sys.stderr)
         return 1
+    state = Path(args.state) if args.state else None
+    if state is not None and state.exists() and analyzer.baseline is not None:
+        try:
+            analyzer.baseline.restore(state.read_bytes())
+        except (OSError, msgspec.DecodeError) as exc:
+            print(f"error: cannot read baseline state {state}: {exc}", file=sys.stderr)
+            return 1
     gc.collect()
     gc.freeze()  # the compiled rules live as long as the process; spare them the cyclic GC
     out = sys.stdout
@@ -101,6 +113,10 @@ def analyze_files(args: argparse.Namespace) -> int:
         f"{events} events analyzed, {alerts} alerts, {rejected} input items rejected",
         file=sys.stderr,
     )
+    if state is not None and analyzer.baseline is not None:
+        temporary = state.with_name(state.name + ".tmp")
+        temporary.write_bytes(analyzer.baseline.snapshot())
+        temporary.replace(state)
     return 0
 
 
