@@ -35,8 +35,9 @@ _INLINE_OPS = frozenset(
 class RuleCodegen:
     """Builds rule functions for one compiler; shares its memoized comparison closures."""
 
-    def __init__(self, compiler: Compiler) -> None:
+    def __init__(self, compiler: Compiler, *, inline: bool = True) -> None:
         self.compiler = compiler
+        self.inline = inline  # False: every comparison through its closure (a reference mode)
         self.generated = 0
 
     def function(self, node: Node, name: str = "rule") -> Predicate:
@@ -61,7 +62,7 @@ class RuleCodegen:
             return f"(not {self._emit(node.term, state)})"
         if isinstance(node, MacroRef):
             return self._emit(self.compiler.expand(node), state)
-        inline = self._inline(node, state)
+        inline = self._inline(node, state) if self.inline else None
         if inline is not None:
             return inline
         return f"{state.bind('p', self.compiler.memoized_compare(node))}(ctx)"

@@ -19,7 +19,6 @@ from typing import Any
 from garrison.rules.ast import (
     And,
     Compare,
-    Constant,
     FieldRef,
     FieldValue,
     ListLiteral,
@@ -172,21 +171,6 @@ class Compiler:
         return out
 
     # -- compiling ------------------------------------------------------------------------
-    def compile(self, node: Node) -> Predicate:
-        if isinstance(node, Constant):
-            value = node.value
-            return lambda ctx: value
-        if isinstance(node, And):
-            return _chain([self.compile(t) for t in flatten(node, And)], conjunction=True)
-        if isinstance(node, Or):
-            return _chain([self.compile(t) for t in flatten(node, Or)], conjunction=False)
-        if isinstance(node, Not):
-            inner = self.compile(node.term)
-            return lambda ctx: not inner(ctx)
-        if isinstance(node, MacroRef):
-            return self.compile(self.expand(node))
-        return self.memoized_compare(node)
-
     def memoized_compare(self, node: Compare) -> Predicate:
         """One closure per distinct comparison, its result kept for the rest of the event.
 
@@ -300,34 +284,6 @@ def flatten(node: And | Or, kind: type[And] | type[Or]) -> list[Node]:
         else:
             out.append(term)
     return out
-
-
-def _chain(parts: list[Predicate], *, conjunction: bool) -> Predicate:
-    """``a and b and ...`` as nested closures of up to four terms (no generator per call)."""
-    if len(parts) == 1:
-        return parts[0]
-    if len(parts) > 4:
-        parts = [
-            _chain(parts[:4], conjunction=conjunction),
-            _chain(parts[4:], conjunction=conjunction),
-        ]
-    if conjunction:
-        if len(parts) == 2:
-            a, b = parts
-            return lambda ctx: a(ctx) and b(ctx)
-        if len(parts) == 3:
-            a, b, c = parts
-            return lambda ctx: a(ctx) and b(ctx) and c(ctx)
-        a, b, c, d = parts
-        return lambda ctx: a(ctx) and b(ctx) and c(ctx) and d(ctx)
-    if len(parts) == 2:
-        a, b = parts
-        return lambda ctx: a(ctx) or b(ctx)
-    if len(parts) == 3:
-        a, b, c = parts
-        return lambda ctx: a(ctx) or b(ctx) or c(ctx)
-    a, b, c, d = parts
-    return lambda ctx: a(ctx) or b(ctx) or c(ctx) or d(ctx)
 
 
 def _string_compare(
