@@ -45,6 +45,7 @@ async def start_backend(tmp_path: Path, **overrides: object) -> Running:
     config = ServeConfig(
         db=tmp_path / "garrison.db",
         tls=tls,
+        client_ca=tls.ca,
         api_port=0,
         audit_port=0,
         analyzer=AnalyzerConfig(learning_seconds=3600),

@@ -237,3 +237,59 @@ def test_audit_analyze_keeps_the_baseline_between_runs(tmp_path: Path) -> None:
     state.write_text("{corrupt")
     broken = run("audit", "analyze", "--state", str(state), str(later))
     assert broken.returncode == 1 and "cannot read baseline state" in broken.stderr
+
+
+def test_server_with_its_own_certificate(tmp_path: Path) -> None:
+    from garrison.tls import ensure_ca, issue_certificate
+
+    ca_dir = tmp_path / "pki"
+    ensure_ca(ca_dir)
+    files = issue_certificate(ca_dir, ca_dir, "api", hosts=["127.0.0.1"])
+    home = tmp_path / "home"
+    env = {"GARRISON_HOME": str(home)}
+    added = run("clusters", "add", "edge", env=env)
+    token = re.search(r"token: (\S+)", added.stdout).group(1)  # type: ignore[union-attr]
+    assert run("clusters", "list", env=env).stdout.startswith("edge\t")
+    bad = run("server", "--tls-cert", str(files.cert), env=env)
+    assert bad.returncode == 2 and "go together" in bad.stderr
+    process = subprocess.Popen(
+        [
+            *GARRISON,
+            "server",
+            "--tls-cert",
+            str(files.cert),
+            "--tls-key",
+            str(files.key),
+            "--api-port",
+            "0",
+            "--audit-port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        line = ""
+        deadline = time.monotonic() + 30
+        while "garrison server:" not in line and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+        match = re.search(r"audit webhook (https://\S+)", line)
+        assert match, line
+        request = urllib.request.Request(
+            match.group(1),
+            data=(CONTENT_DIR / "examples" / "privileged-pod.json").read_bytes(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, context=client_context(ca_dir / "ca.crt")) as response:
+            assert json.load(response)["accepted"] == 1
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=20)
+        if process.stdout is not None:
+            process.stdout.close()
+    assert code == 0

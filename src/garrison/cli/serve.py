@@ -34,6 +34,7 @@ ANALYSIS_CHUNK = 25
 class ServeConfig:
     db: Path
     tls: TLSFiles
+    client_ca: Path | None = None  # CA of agents' client certificates; None: tokens only
     host: str = "127.0.0.1"
     api_port: int = 8443
     audit_port: int = 8765
@@ -140,7 +141,7 @@ class Backend:
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        context = server_context(self.config.tls, client_ca=self.config.tls.ca)
+        context = server_context(self.config.tls, client_ca=self.config.client_ca)
         for name, app, port in (
             ("api", self.api.app(), self.config.api_port),
             ("audit", self.receiver.app(), self.config.audit_port),

@@ -86,17 +86,22 @@ def _run(config: ServeConfig, store: SQLiteStore, on_ready: Any) -> int:
 def run_server(args: argparse.Namespace) -> int:
     home = Home.resolve(args.home)
     home.ensure()
-    if args.tls_cert and args.tls_key:
-        ca = Path(args.tls_ca) if args.tls_ca else Path(args.tls_cert)
-        tls = TLSFiles(cert=Path(args.tls_cert), key=Path(args.tls_key), ca=ca)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("error: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    if args.tls_cert:
+        tls = TLSFiles(cert=Path(args.tls_cert), key=Path(args.tls_key), ca=Path(args.tls_cert))
+        client_ca = Path(args.tls_ca) if args.tls_ca else None
     else:
         tls = _local_tls(home)
+        client_ca = Path(args.tls_ca) if args.tls_ca else tls.ca
     try:
         store = SQLiteStore(args.db or home.db)
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     config = _serve_config(args, home, tls, Path(args.db or home.db))
+    config.client_ca = client_ca
 
     def ready(backend: Backend) -> None:
         print(
@@ -144,6 +149,7 @@ def run_up(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     config = _serve_config(args, home, tls, home.db)
+    config.client_ca = tls.ca
 
     def ready(backend: Backend) -> None:
         client = prepare_home(home, store, args.host, backend.bound["audit"])
