@@ -69,3 +69,27 @@ def test_corpus_summary(capsys: pytest.CaptureFixture[str]) -> None:
     with capsys.disabled():
         print(f"\nk8s-audit-falco conformance: {passed}/{len(CASES)} cases passed")
     assert passed == len(CASES)
+
+
+@pytest.mark.conformance
+def test_fused_buckets_match_per_rule_evaluation() -> None:
+    """Hot buckets run one generated function for all their rules; results must not change."""
+    from garrison.audit.analyzer import build_engine
+    from tests.unit.content.test_default_audit_rules import FIRES, MUST_NOT_FIRE
+
+    events = []
+    for path in sorted((ROOT / "events").glob("*.json")):
+        with open(path, "rb") as fh:
+            for batch in iter_stream(fh):
+                events.extend(batch.events)
+    events += [
+        make() for table in (FIRES, MUST_NOT_FIRE) for makers in table.values() for make in makers
+    ]
+    fused, _ = build_engine([ROOT / "rules" / "k8s_audit_rules.yaml"], default_rules=True)
+    plain, _ = build_engine([ROOT / "rules" / "k8s_audit_rules.yaml"], default_rules=True)
+    fused.hot_after, plain.hot_after = 1, None
+    for event in events:
+        expected = [(m.rule.name, m.output) for m in plain.evaluate(event)]
+        for _ in range(2):  # the first call may fuse the bucket, the second uses the fused code
+            assert [(m.rule.name, m.output) for m in fused.evaluate(event)] == expected
+    assert fused.fused > 10

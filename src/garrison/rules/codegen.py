@@ -10,6 +10,7 @@ code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from garrison.rules.ast import (
@@ -24,7 +25,7 @@ from garrison.rules.ast import (
     Or,
 )
 from garrison.rules.compiler import Compiler, Predicate
-from garrison.rules.fields import FieldDef
+from garrison.rules.fields import EvalContext, FieldDef
 
 _BUILTINS = {"str": str, "int": int, "isinstance": isinstance, "len": len}
 _INLINE_OPS = frozenset(
@@ -49,6 +50,21 @@ class RuleCodegen:
         exec(code, namespace)  # noqa: S102 - source is built from garrison's own templates only
         self.generated += 1
         function: Predicate = namespace["_rule"]
+        return function
+
+    def bucket_function(self, nodes: list[Node]) -> Callable[[EvalContext], list[int]]:
+        """One function testing several rules' conditions; returns the indices that hold."""
+        namespace: dict[str, Any] = {"__builtins__": _BUILTINS}
+        state = _State(namespace)
+        lines = ["def _bucket(ctx):", "    ev = ctx.event", "    hits = []"]
+        for index, node in enumerate(nodes):
+            lines.append(f"    if {self._emit(node, state)}:")
+            lines.append(f"        hits.append({index})")
+        lines.append("    return hits")
+        code = compile("\n".join(lines) + "\n", "<rule bucket>", "exec")
+        exec(code, namespace)  # noqa: S102 - source is built from garrison's own templates only
+        self.generated += 1
+        function: Callable[[EvalContext], list[int]] = namespace["_bucket"]
         return function
 
     def _emit(self, node: Node, state: _State) -> str:

@@ -8,7 +8,7 @@ match it. Compiled engines are immutable; per-event state lives in ``EvalContext
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,8 @@ PRIORITY_SEVERITY = {
     "DEBUG": Severity.INFORMATIONAL,
 }
 CANDIDATE_CACHE_LIMIT = 4096
+HOT_BUCKET_EVENTS = 64  # events of one (verb, resource, stage) before its rules are fused
+MAX_FUSED_BUCKETS = 256
 
 
 def priority_title(priority: str) -> str:
@@ -54,6 +56,7 @@ class CompiledRule:
     tags: tuple[str, ...]
     mitre: Mitre
     predicate: Any
+    node: Node
     render: Renderer
     fields: frozenset[str]
     constraints: Mapping[str, frozenset[str]]
@@ -97,11 +100,22 @@ def _severity(rule: RuleDef) -> Severity:
 class Engine:
     """Evaluates events of one source against compiled rules."""
 
-    def __init__(self, table: FieldTable, rules: Iterable[CompiledRule]) -> None:
+    def __init__(
+        self,
+        table: FieldTable,
+        rules: Iterable[CompiledRule],
+        codegen: RuleCodegen | None = None,
+        *,
+        hot_after: int | None = HOT_BUCKET_EVENTS,
+    ) -> None:
         self.table = table
         self.rules: tuple[CompiledRule, ...] = tuple(rules)
         self._index_key = table.index_key
         self._candidates: dict[tuple[str, ...], tuple[CompiledRule, ...]] = {}
+        self._buckets: dict[tuple[str, ...], _Bucket] = {}
+        self._codegen = codegen
+        self.hot_after = hot_after if codegen is not None else None
+        self.fused = 0
 
     @classmethod
     def build(
@@ -132,7 +146,7 @@ class Engine:
             except (CompileError, ConditionSyntaxError, RulesError) as exc:
                 report.errors.append(RuleLoadError(exc.message, rule.location))
         report.compiled = len(compiled)
-        return cls(table, compiled), report
+        return cls(table, compiled, codegen), report
 
     def candidates(self, event: Any) -> tuple[CompiledRule, ...]:
         if self._index_key is None:
@@ -159,11 +173,42 @@ class Engine:
         ctx = EvalContext(event)
         if cluster:
             ctx.cache["cluster"] = cluster
-        return [
-            Match(rule, rule.render(ctx), ctx)
-            for rule in self.candidates(event)
-            if rule.predicate(ctx)
-        ]
+        if self.hot_after is None or self._index_key is None:
+            return [
+                Match(rule, rule.render(ctx), ctx)
+                for rule in self.candidates(event)
+                if rule.predicate(ctx)
+            ]
+        bucket = self._bucket(event)
+        fused = bucket.fused
+        if fused is not None:
+            rules = bucket.rules
+            return [Match(rules[i], rules[i].render(ctx), ctx) for i in fused(ctx)]
+        bucket.seen += 1
+        if bucket.seen >= self.hot_after and self.fused < MAX_FUSED_BUCKETS:
+            self._fuse(bucket)
+        return [Match(rule, rule.render(ctx), ctx) for rule in bucket.rules if rule.predicate(ctx)]
+
+    def _bucket(self, event: Any) -> _Bucket:
+        """The rules that can match ``event``; bounded, cleared whole when full."""
+        assert self._index_key is not None
+        key = self._index_key(event)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= CANDIDATE_CACHE_LIMIT:
+                self._buckets.clear()
+                self.fused = 0
+            bucket = self._buckets[key] = _Bucket(self.candidates(event))
+        return bucket
+
+    def _fuse(self, bucket: _Bucket) -> None:
+        """Generate one function for a hot bucket's rules (saves a call per rule per event)."""
+        assert self._codegen is not None
+        if bucket.rules:
+            bucket.fused = self._codegen.bucket_function([rule.node for rule in bucket.rules])
+        else:
+            bucket.fused = _no_rules
+        self.fused += 1
 
     def profile(self, events: Iterable[Any]) -> dict[str, float]:
         """Seconds spent in each rule's condition over ``events`` (for benchmarks)."""
@@ -176,6 +221,19 @@ class Engine:
                 rule.predicate(ctx)
                 spent[rule.name] += clock() - start
         return spent
+
+
+class _Bucket:
+    __slots__ = ("fused", "rules", "seen")
+
+    def __init__(self, rules: tuple[CompiledRule, ...]) -> None:
+        self.rules = rules
+        self.seen = 0
+        self.fused: Callable[[EvalContext], list[int]] | None = None
+
+
+def _no_rules(ctx: EvalContext) -> list[int]:
+    return []
 
 
 def _expanded_conditions(ruleset: RuleSet, source: str, compiler: Compiler) -> list[Node]:
@@ -222,6 +280,7 @@ def _compile_rule(
         tags=tuple(rule.tags),
         mitre=mitre_from_tags(rule.tags),
         predicate=predicate,
+        node=node,
         render=render,
         fields=frozenset(used),
         constraints=found,
