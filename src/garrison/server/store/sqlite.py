@@ -154,6 +154,13 @@ class SQLiteStore:
             raise StoreError(f"no cluster named {name!r}")
         return token
 
+    def revoke_cluster(self, name: str) -> None:
+        """Refuse the cluster's token from now on (``rotate`` issues a working one again)."""
+        with self._lock:
+            cursor = self._db.execute("UPDATE clusters SET revoked = 1 WHERE name = ?", (name,))
+        if cursor.rowcount == 0:
+            raise StoreError(f"no cluster named {name!r}")
+
     def list_clusters(self) -> list[ClusterRecord]:
         with self._lock:
             rows = self._db.execute(
