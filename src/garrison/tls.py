@@ -148,8 +148,13 @@ def server_context(files: TLSFiles, *, client_ca: Path | None = None) -> ssl.SSL
     return context
 
 
-def client_context(ca: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
+def client_context(
+    ca: Path | None, cert: Path | None = None, key: Path | None = None
+) -> ssl.SSLContext:
+    """Verifying client context: ``ca`` (or the system CAs), optionally a client certificate."""
+    context = ssl.create_default_context(
+        ssl.Purpose.SERVER_AUTH, cafile=str(ca) if ca is not None else None
+    )
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if cert is not None and key is not None:
         context.load_cert_chain(cert, key)

@@ -8,7 +8,15 @@ import sys
 from collections.abc import Sequence
 
 from garrison import __version__
-from garrison.cli import alerts_cmd, audit_cmd, clusters_cmd, intel_cmd, rules_cmd, server_cmd
+from garrison.cli import (
+    alerts_cmd,
+    audit_cmd,
+    clusters_cmd,
+    intel_cmd,
+    publisher_cmd,
+    rules_cmd,
+    server_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     registry = {
         "up": server_cmd.register_up,
         "server": server_cmd.register_server,
+        "publisher": publisher_cmd.register,
         "audit": audit_cmd.register,
         "rules": rules_cmd.register,
         "alerts": alerts_cmd.register,
