@@ -293,3 +293,31 @@ def test_server_with_its_own_certificate(tmp_path: Path) -> None:
         if process.stdout is not None:
             process.stdout.close()
     assert code == 0
+
+
+def test_publisher_refuses_clear_text_and_missing_tokens(tmp_path: Path) -> None:
+    env = {"GARRISON_HOME": str(tmp_path), "GARRISON_CLUSTER_TOKEN": ""}
+    plain = run("publisher", "--url", "http://backend:8443", "--cluster", "c", env=env)
+    assert plain.returncode == 2 and "https://" in plain.stderr
+    missing = run("publisher", "--url", "https://backend:8443", "--cluster", "c", env=env)
+    assert missing.returncode == 2 and "no cluster token" in missing.stderr
+    unreadable = run(
+        "publisher",
+        "--url",
+        "https://b",
+        "--cluster",
+        "c",
+        "--token-file",
+        str(tmp_path / "nope"),
+        env=env,
+    )
+    assert unreadable.returncode == 2 and "cannot read token file" in unreadable.stderr
+
+
+def test_clusters_revoke(tmp_path: Path) -> None:
+    env = {"GARRISON_HOME": str(tmp_path)}
+    added = run("clusters", "add", "edge", "--url", "https://garrison.internal:8443", env=env)
+    assert "url: https://garrison.internal:8443" in added.stdout and "token: gct_" in added.stdout
+    assert run("clusters", "revoke", "edge", env=env).returncode == 0
+    assert "revoked" in run("clusters", "list", env=env).stdout
+    assert run("clusters", "revoke", "nope", env=env).returncode == 1

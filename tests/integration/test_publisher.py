@@ -169,6 +169,28 @@ async def test_failures_are_retried_and_nothing_is_lost_or_duplicated(
         assert samples("garrison_publisher_retries_total", {"reason": reason}), reason
 
 
+async def test_outage_under_the_cap_loses_nothing(
+    flaky: tuple[FlakyBackend, str, object], tmp_path: Path
+) -> None:
+    """200,000 events produced while the backend is down, then it comes back."""
+    backend, url, context = flaky
+    box = Outbox(tmp_path / "outbox.db")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"https://127.0.0.1:{sock.getsockname()[1]}/v1/ingest"
+    down = shipper(box, dead, "gct_x", context)
+    keys: list[str] = []
+    async with aiohttp.ClientSession() as session:
+        for start in range(0, 200_000, 20_000):
+            keys += produce(box, 20_000, start=start)
+            assert (await down.ship_once(session)).outcome == "network"
+    assert down.enforce_caps() == 0 and box.stats().records == 200_000
+    up = shipper(box, url, "gct_x", context, batch_size=2_000)
+    await drain(up, seconds=120)
+    assert len(backend.stored) == 200_000 and set(backend.stored) == set(keys)
+    assert box.stats().dropped == 0
+
+
 async def test_outage_past_the_cap_drops_only_low_severity_and_reports_the_loss(
     flaky: tuple[FlakyBackend, str, object], tmp_path: Path
 ) -> None:
