@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from garrison.events.errors import GarrisonError
 
@@ -54,11 +55,10 @@ class Record:
     created: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class Stored:
+class Stored(NamedTuple):
+    """A stored record as the shipper needs it: its id and the envelope's JSON."""
+
     id: int
-    key: str
-    kind: str
     body: bytes
 
 
@@ -136,13 +136,37 @@ class Outbox:
             return self._db.total_changes - before
 
     # -- reading and acknowledging ----------------------------------------------------------
-    def peek(self, limit: int) -> list[Stored]:
-        """The oldest ``limit`` records, still stored until acknowledged."""
+    def peek(self, limit: int, *, after_id: int = 0) -> list[Stored]:
+        """The oldest ``limit`` records (past ``after_id``), still stored until acknowledged."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, key, kind, body FROM records ORDER BY id LIMIT ?", (limit,)
+                "SELECT id, body FROM records WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, limit),
             ).fetchall()
-        return [Stored(r[0], r[1], r[2], bytes(r[3])) for r in rows]
+        return list(map(Stored._make, rows))
+
+    def key_of(self, record_id: int) -> str:
+        """The idempotency key of a stored record (for messages), or '?' once it is gone."""
+        with self._lock:
+            row = self._db.execute("SELECT key FROM records WHERE id = ?", (record_id,)).fetchone()
+        return str(row[0]) if row else "?"
+
+    def count_up_to(self, limit: int) -> int:
+        """How many records wait, counting no further than ``limit`` (cheap on a big outbox)."""
+        with self._lock:
+            (count,) = self._db.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM records LIMIT ?)", (limit,)
+            ).fetchone()
+        return int(count)
+
+    def ack_through(self, last_id: int) -> None:
+        """Delete every record up to ``last_id``: a peeked batch is always the oldest prefix.
+
+        Ids only grow (AUTOINCREMENT under SQLite's single writer), so nothing written after
+        the peek can have a smaller id.
+        """
+        with self._lock:
+            self._db.execute("DELETE FROM records WHERE id <= ?", (last_id,))
 
     def ack(self, ids: Sequence[int]) -> None:
         if not ids:

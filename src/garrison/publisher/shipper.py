@@ -42,6 +42,9 @@ class ShipperConfig:
     backoff_max: float = 60.0
     timeout_seconds: float = 30.0
     idle_seconds: float = 0.2
+    # a batch smaller than batch_size waits this long after the last send to fill up:
+    # fewer, fuller POSTs at low rates (CPU) for at most this much added delay
+    linger_seconds: float = 0.5
     compress_level: int = 1
     extra_headers: dict[str, str] = field(default_factory=dict)
 
@@ -50,6 +53,13 @@ class IngestAnswer(msgspec.Struct):
     accepted: int = 0
     duplicates: int = 0
     rejected: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+
+@dataclass
+class Prepared:
+    batch: list[Stored]
+    body: bytes
+    batch_size: int
 
 
 @dataclass
@@ -76,12 +86,6 @@ def retry_after(value: str | None, default: float) -> float:
     return max(0.0, min(when - time.time(), 3600.0))
 
 
-def _record_key(batch: list[Stored], index: object) -> str:
-    if isinstance(index, int) and 0 <= index < len(batch):
-        return batch[index].key
-    return "?"
-
-
 class Shipper:
     def __init__(
         self,
@@ -97,6 +101,8 @@ class Shipper:
         self.failures = 0
         self.batch_size = config.batch_size
         self._last_problem = ""
+        self._next: Prepared | None = None
+        self._last_send = 0.0
 
     # -- bounds and loss reporting ----------------------------------------------------------
     def enforce_caps(self) -> int:
@@ -139,11 +145,39 @@ class Shipper:
             log.error("%s", text)
             self._last_problem = text
 
+    def _prepare(self, after_id: int) -> Prepared:
+        """Read the oldest batch past ``after_id`` and build its gzip'd body (runs in a thread)."""
+        batch = self.outbox.peek(self.batch_size, after_id=after_id)
+        body = (
+            gzip.compress(batch_body([r.body for r in batch]), self.config.compress_level)
+            if batch
+            else b""
+        )
+        return Prepared(batch, body, self.batch_size)
+
     async def ship_once(self, session: aiohttp.ClientSession) -> Attempt:
-        batch = await asyncio.to_thread(self.outbox.peek, self.batch_size)
+        """Ship the oldest batch; while it is on the wire, prepare the one after it."""
+        if self._next is not None and len(self._next.batch) < self._next.batch_size:
+            self._next = None  # prepared too early to be full: let it fill up instead
+        waited = time.monotonic() - self._last_send
+        if self._next is None and waited < self.config.linger_seconds:
+            waiting = await asyncio.to_thread(self.outbox.count_up_to, self.batch_size)
+            if 0 < waiting < self.batch_size:
+                return Attempt(outcome="linger", wait=self.config.linger_seconds - waited)
+        prepared, self._next = self._next, None
+        if prepared is None or prepared.batch_size != self.batch_size:
+            prepared = await asyncio.to_thread(self._prepare, 0)
+        batch = prepared.batch
         if not batch:
             return Attempt(outcome="empty", wait=self.config.idle_seconds)
-        body = gzip.compress(batch_body([r.body for r in batch]), self.config.compress_level)
+        self._last_send = time.monotonic()
+        # only a backlog (a full batch) is worth preparing ahead; at low rates it would be
+        # prepared half-empty and thrown away
+        upcoming = (
+            asyncio.ensure_future(asyncio.to_thread(self._prepare, batch[-1].id))
+            if len(batch) == self.batch_size
+            else None
+        )
         headers = {
             "Authorization": f"Bearer {self.config.token}",
             "Content-Type": "application/json",
@@ -154,7 +188,7 @@ class Shipper:
         try:
             async with session.post(
                 self.config.url,
-                data=body,
+                data=prepared.body,
                 headers=headers,
                 ssl=self.ssl_context if self.ssl_context is not None else True,
                 timeout=aiohttp.ClientTimeout(total=self.config.timeout_seconds),
@@ -163,11 +197,19 @@ class Shipper:
                 text = await response.read()
                 after = response.headers.get("Retry-After")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            if upcoming is not None:
+                await upcoming  # discarded: after a failure the oldest batch goes again
             self.metrics.retries.labels(reason="network").inc()
             self._problem(f"backend unreachable ({type(exc).__name__}: {exc}); records kept")
             return Attempt(outcome="network", wait=self._backoff())
         self.metrics.latency.observe(time.perf_counter() - started)
-        return await self._answer(status, text, after, batch)
+        attempt = await self._answer(status, text, after, batch)
+        if attempt.outcome != "shipped":
+            self._last_send = 0.0  # a retry is not held back by the linger
+        following = await upcoming if upcoming is not None else None
+        if attempt.outcome == "shipped":
+            self._next = following
+        return attempt
 
     async def _answer(
         self, status: int, text: bytes, after: str | None, batch: list[Stored]
@@ -178,13 +220,14 @@ class Shipper:
             except msgspec.DecodeError:
                 self.metrics.retries.labels(reason="bad_answer").inc()
                 return Attempt(outcome="bad_answer", wait=self._backoff())
-            await asyncio.to_thread(self.outbox.ack, [r.id for r in batch])
-            for problem in answer.rejected:
-                log.error(
-                    "backend refused record %s: %s",
-                    _record_key(batch, problem.get("index")),
-                    problem.get("error"),
-                )
+            refused = [
+                (self.outbox.key_of(batch[i].id), problem.get("error"))
+                for problem in answer.rejected
+                if isinstance(i := problem.get("index"), int) and 0 <= i < len(batch)
+            ]
+            await asyncio.to_thread(self.outbox.ack_through, batch[-1].id)
+            for key, error in refused:
+                log.error("backend refused record %s: %s", key, error)
             self.metrics.shipped.inc(answer.accepted)
             self.metrics.duplicates.inc(answer.duplicates)
             self.metrics.rejected.inc(len(answer.rejected))
@@ -218,7 +261,7 @@ class Shipper:
         record = batch[0]
         log.error(
             "backend refuses record %s (%d %s); dropping it",
-            record.key,
+            self.outbox.key_of(record.id),
             status,
             text[:200].decode("utf-8", "replace"),
         )
