@@ -13,6 +13,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -146,6 +147,23 @@ def server_context(files: TLSFiles, *, client_ca: Path | None = None) -> ssl.SSL
         context.load_verify_locations(cafile=str(client_ca))
         context.verify_mode = ssl.CERT_OPTIONAL
     return context
+
+
+def peer_common_name(transport: Any) -> str | None:
+    """The subject CN of the client certificate verified on this connection, if any."""
+    if transport is None:
+        return None
+    ssl_object = transport.get_extra_info("ssl_object")
+    if not isinstance(ssl_object, ssl.SSLObject):
+        return None
+    cert = ssl_object.getpeercert()
+    if not isinstance(cert, dict):
+        return None
+    for rdn in cert.get("subject", ()):
+        for pair in rdn:
+            if len(pair) == 2 and pair[0] == "commonName":
+                return str(pair[1])
+    return None
 
 
 def client_context(

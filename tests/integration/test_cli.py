@@ -300,7 +300,7 @@ def test_publisher_refuses_clear_text_and_missing_tokens(tmp_path: Path) -> None
     plain = run("publisher", "--url", "http://backend:8443", "--cluster", "c", env=env)
     assert plain.returncode == 2 and "https://" in plain.stderr
     missing = run("publisher", "--url", "https://backend:8443", "--cluster", "c", env=env)
-    assert missing.returncode == 2 and "no cluster token" in missing.stderr
+    assert missing.returncode == 2 and "no cluster credential" in missing.stderr
     unreadable = run(
         "publisher",
         "--url",

@@ -54,6 +54,7 @@ def shipper(box: Outbox, url: str, token: str, context: object, **overrides: obj
         backoff_max=0.05,
         timeout_seconds=1.0,
         idle_seconds=0.01,
+        linger_seconds=0.0,
     )
     for key, value in overrides.items():
         setattr(config, key, value)
@@ -92,6 +93,23 @@ async def test_wrong_then_revoked_credential_keeps_the_records(
         ship.config.token = running.cluster_token
         assert (await ship.ship_once(session)).outcome == "unauthorized"
         assert box.stats().records == 10
+
+
+async def test_client_certificate_instead_of_a_token(running: Running, tmp_path: Path) -> None:
+    from garrison.tls import issue_certificate
+
+    files = issue_certificate(running.tls_dir, tmp_path, "prod", client=True)
+    context = client_context(files.ca, files.cert, files.key)
+    box = Outbox(tmp_path / "outbox.db")
+    produce(box, 100)
+    ship = shipper(box, f"{running.api}/v1/ingest", "", context)
+    async with aiohttp.ClientSession() as session:
+        attempt = await ship.ship_once(session)
+    assert attempt.outcome == "shipped" and running.store.count_events() == 100
+    running.store.revoke_cluster("prod")
+    produce(box, 10, start=100)
+    async with aiohttp.ClientSession() as session:
+        assert (await ship.ship_once(session)).outcome == "unauthorized"
 
 
 class FlakyBackend:
@@ -199,20 +217,20 @@ async def test_outage_past_the_cap_drops_only_low_severity_and_reports_the_loss(
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead = f"https://127.0.0.1:{sock.getsockname()[1]}/v1/ingest"  # nothing listens here
-    alerts = produce(box, 300, "alert")
-    events = produce(box, 2_000)
+    alerts = produce(box, 1_000, "alert")
+    events = produce(box, 200_000)
     record_size = len(box.peek(1)[0].body)
-    down = shipper(box, dead, "gct_x", context, max_bytes=1_000 * record_size)
+    down = shipper(box, dead, "gct_x", context, max_bytes=100_000 * record_size)
     async with aiohttp.ClientSession() as session:
         assert (await down.ship_once(session)).outcome == "network"
     down.enforce_caps()
     stats = box.stats()
-    assert stats.dropped > 0 and stats.bytes <= 1_000 * record_size + 2_000
-    up = shipper(box, url, "gct_x", context)
-    await drain(up)
+    assert stats.dropped > 0 and stats.bytes <= 100_000 * record_size + 2_000
+    up = shipper(box, url, "gct_x", context, batch_size=2_000)
+    await drain(up, seconds=120)
     assert set(alerts) <= set(backend.stored)  # every alert arrived
     arrived_events = [k for k in backend.stored if k.startswith("runtime_event")]
-    assert len(arrived_events) == 2_000 - stats.dropped
+    assert len(arrived_events) == 200_000 - stats.dropped
     assert arrived_events == events[stats.dropped :]  # the oldest went first
     loss = [k for k in backend.stored if k.startswith("data-loss:")]
     assert loss == [f"data-loss:prod:publisher:{stats.dropped}"]
@@ -240,3 +258,19 @@ def test_gzip_roundtrip_of_a_batch() -> None:
     record = envelope_record(kind="alert", key="a", payload=b"{}", cluster_id="c", source="s")
     body = json.loads(gzip.decompress(gzip.compress(batch_body([record.body, record.body]))))
     assert len(body["envelopes"]) == 2 and msgspec.json.encode(body)
+
+
+async def test_small_batches_linger_full_ones_go_at_once(running: Running, tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "outbox.db")
+    ship = shipper(
+        box, f"{running.api}/v1/ingest", running.cluster_token, running.context, linger_seconds=0.3
+    )
+    async with aiohttp.ClientSession() as session:
+        produce(box, 500)
+        assert (await ship.ship_once(session)).outcome == "shipped"  # a full batch: no waiting
+        produce(box, 10, start=500)
+        held = await ship.ship_once(session)
+        assert held.outcome == "linger" and 0 < held.wait <= 0.3
+        await asyncio.sleep(held.wait)
+        assert (await ship.ship_once(session)).outcome == "shipped"
+    assert running.store.count_events() == 510

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 
 from garrison.audit.decode import NOT_AUDIT, AuditDecodeError, decode_event_list
 from garrison.events.audit import AuditEvent
 from garrison.metrics import AuditMetrics, render
+from garrison.tls import peer_common_name
 
 log = logging.getLogger("garrison.audit.receiver")
 
@@ -59,17 +58,6 @@ class BoundedBatchQueue:
 
     async def join(self) -> None:
         await self._queue.join()
-
-
-def _common_name(cert: Any) -> str | None:
-    """The subject CN of a verified peer certificate (``getpeercert()`` shape)."""
-    if not isinstance(cert, dict):
-        return None
-    for rdn in cert.get("subject", ()):
-        for pair in rdn:
-            if len(pair) == 2 and pair[0] == "commonName":
-                return str(pair[1])
-    return None
 
 
 def _reason(text: str) -> str:
@@ -123,12 +111,10 @@ class AuditReceiver:
         scheme, _, token = header.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return self.resolve_token(token.strip())
-        if self.resolve_cert is not None and request.transport is not None:
-            ssl_object = request.transport.get_extra_info("ssl_object")
-            if isinstance(ssl_object, ssl.SSLObject):
-                common_name = _common_name(ssl_object.getpeercert())
-                if common_name:
-                    return self.resolve_cert(common_name)
+        if self.resolve_cert is not None:
+            common_name = peer_common_name(request.transport)
+            if common_name:
+                return self.resolve_cert(common_name)
         return None
 
     async def handle(self, request: web.Request) -> web.Response:

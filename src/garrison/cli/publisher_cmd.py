@@ -62,8 +62,12 @@ def run_publisher(args: argparse.Namespace) -> int:
         print("error: --url must be https:// (tokens never travel in clear text)", file=sys.stderr)
         return 2
     token = read_token(args)
-    if token is None:
-        print(f"error: no cluster token: pass --token-file or set {TOKEN_ENV}", file=sys.stderr)
+    if token is None and not args.client_cert:
+        print(
+            f"error: no cluster credential: pass --token-file, set {TOKEN_ENV}, "
+            "or give --client-cert and --client-key",
+            file=sys.stderr,
+        )
         return 2
     if bool(args.client_cert) != bool(args.client_key):
         print("error: --client-cert and --client-key go together", file=sys.stderr)
@@ -88,7 +92,7 @@ def run_publisher(args: argparse.Namespace) -> int:
             return 1
     config = ShipperConfig(
         url=args.url.rstrip("/") + "/v1/ingest",
-        token=token,
+        token=token or "",
         cluster_id=args.cluster,
         source=f"publisher/{os.uname().nodename}",
         batch_size=args.batch_size,

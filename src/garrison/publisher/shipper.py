@@ -179,11 +179,12 @@ class Shipper:
             else None
         )
         headers = {
-            "Authorization": f"Bearer {self.config.token}",
             "Content-Type": "application/json",
             "Content-Encoding": "gzip",
             **self.config.extra_headers,
         }
+        if self.config.token:  # without one, the client certificate is the credential
+            headers["Authorization"] = f"Bearer {self.config.token}"
         started = time.perf_counter()
         try:
             async with session.post(

@@ -20,6 +20,7 @@ from garrison.events.envelope import RECORD_KINDS, SCHEMA_VERSION, Envelope, Env
 from garrison.metrics import IngestMetrics, render
 from garrison.server.openapi import openapi_document
 from garrison.server.store.base import AlertQuery, ClusterRecord, Store, StoredEvent, StoreError
+from garrison.tls import peer_common_name
 
 log = logging.getLogger("garrison.server")
 
@@ -113,11 +114,15 @@ class ServerAPI:
 
     async def ingest(self, request: web.Request) -> web.Response:
         token = _bearer(request)
-        cluster = await asyncio.to_thread(self.store.cluster_for_token, token) if token else None
+        if token:
+            cluster = await asyncio.to_thread(self.store.cluster_for_token, token)
+        else:  # mTLS: a client certificate from the configured CA naming the cluster
+            name = peer_common_name(request.transport)
+            cluster = await asyncio.to_thread(self.store.cluster_by_name, name) if name else None
         if cluster is None:
             self._count(401)
             self.metrics.rejected.labels(reason="unauthorized").inc()
-            return _error(401, "missing, unknown or revoked cluster token")
+            return _error(401, "missing, unknown or revoked cluster credential")
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:

@@ -154,6 +154,16 @@ class SQLiteStore:
             raise StoreError(f"no cluster named {name!r}")
         return token
 
+    def cluster_by_name(self, name: str) -> ClusterRecord | None:
+        """An enrolled, not revoked cluster (for client-certificate authentication)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, name, created_at, revoked FROM clusters WHERE name = ?", (name,)
+            ).fetchone()
+        if row is None or row[3]:
+            return None
+        return ClusterRecord(row[0], row[1], row[2], False)
+
     def revoke_cluster(self, name: str) -> None:
         """Refuse the cluster's token from now on (``rotate`` issues a working one again)."""
         with self._lock:
