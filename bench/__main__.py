@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bench import audit_pipeline, ingest, receiver
+from bench import audit_pipeline, ingest, publisher, receiver
 
 
 def main() -> None:
-    for module in (audit_pipeline, receiver, ingest):
+    for module in (audit_pipeline, receiver, ingest, publisher):
         module.main()
         print()
 
