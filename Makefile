@@ -5,9 +5,12 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
-APT_PACKAGES := openssl sqlite3 ca-certificates
+APT_PACKAGES := openssl sqlite3 ca-certificates clang llvm libbpf-dev libbpf1 bpftool
+KERNEL_BUILD := build/kernel
+BPF_OBJECTS := $(patsubst kernel/%.bpf.c,$(KERNEL_BUILD)/%.bpf.o,$(wildcard kernel/*.bpf.c))
+BTF := /sys/kernel/btf/vmlinux
 
-.PHONY: help setup system-deps venv lint typecheck test test-only bench up clean
+.PHONY: help setup system-deps venv kernel lint typecheck test test-only bench up clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,7 +29,18 @@ $(UV):
 venv: $(UV)  ## create .venv from uv.lock (idempotent); leaves .venv/bin/garrison
 	$(UV) sync --frozen --python $(PYTHON) --quiet
 
-setup: system-deps venv  ## everything needed to run garrison and its tests
+kernel: system-deps  ## compile the BPF programs against this kernel's BTF (CO-RE)
+	@if [ -r $(BTF) ]; then $(MAKE) --no-print-directory $(BPF_OBJECTS); \
+	else echo "no kernel BTF at $(BTF): BPF programs not built (the sensor will say so)"; fi
+
+$(KERNEL_BUILD)/vmlinux.h:
+	mkdir -p $(KERNEL_BUILD)
+	bpftool btf dump file $(BTF) format c > $@.tmp && mv $@.tmp $@
+
+$(KERNEL_BUILD)/%.bpf.o: kernel/%.bpf.c kernel/include/*.h $(KERNEL_BUILD)/vmlinux.h
+	clang -O2 -g -Wall -target bpf -D__TARGET_ARCH_x86 -I $(KERNEL_BUILD) -I kernel/include -c $< -o $@
+
+setup: system-deps venv kernel  ## everything needed to run garrison and its tests
 
 lint: setup  ## ruff lint + format check
 	$(VENV)/bin/ruff check src tests bench

@@ -15,6 +15,7 @@ from garrison.cli import (
     intel_cmd,
     publisher_cmd,
     rules_cmd,
+    sensor_cmd,
     server_cmd,
 )
 
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         "up": server_cmd.register_up,
         "server": server_cmd.register_server,
         "publisher": publisher_cmd.register,
+        "sensor": sensor_cmd.register,
         "audit": audit_cmd.register,
         "rules": rules_cmd.register,
         "alerts": alerts_cmd.register,

@@ -1,0 +1,31 @@
+/* Wire format shared by the BPF programs and garrison.sensor (mirrored in
+ * src/garrison/sensor/wire.py and checked against the compiled object's BTF by a test). */
+#ifndef GARRISON_EVENTS_H
+#define GARRISON_EVENTS_H
+
+#define GARRISON_COMM_LEN 16
+#define GARRISON_PATH_LEN 256
+#define GARRISON_ARGS_LEN 512 /* a power of two; exec.bpf.c masks with 511 */
+
+enum garrison_event_type {
+	GARRISON_EVENT_EXEC = 1,
+};
+
+struct garrison_exec_event {
+	__u32 type;          /* GARRISON_EVENT_EXEC */
+	__u32 pid;           /* tgid */
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u64 time_ns;       /* bpf_ktime_get_boot_ns */
+	__u64 cgroup_id;
+	__u64 cap_effective;
+	__u32 args_len;      /* bytes of args used, NUL-separated */
+	__u32 flags;         /* reserved */
+	char comm[GARRISON_COMM_LEN];
+	char filename[GARRISON_PATH_LEN];
+	char args[GARRISON_ARGS_LEN];
+};
+
+#endif

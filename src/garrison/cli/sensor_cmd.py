@@ -1,0 +1,68 @@
+"""``garrison sensor``: kernel events from eBPF, printed as JSON lines (collection half)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from garrison.events.errors import GarrisonError
+from garrison.events.runtime import RuntimeEvent
+from garrison.sensor.preflight import check
+from garrison.sensor.probe import EXEC_OBJECT, OBJECT_DIR, ExecProbe
+
+
+def register(commands: Any, name: str) -> None:
+    parser = commands.add_parser(name, help="collect process events from the kernel (eBPF)")
+    parser.add_argument("--format", choices=("jsonl",), default="jsonl")
+    parser.add_argument("--emit", choices=("events",), default="events")
+    parser.add_argument("--duration", type=float, default=0.0, help="seconds; 0 runs until Ctrl-C")
+    parser.add_argument(
+        "--objects", default=str(OBJECT_DIR), help="directory of compiled BPF objects"
+    )
+    parser.set_defaults(run=run_sensor)
+
+
+def run_sensor(args: argparse.Namespace) -> int:
+    objects = Path(args.objects)
+    problems = check([objects / EXEC_OBJECT])
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    encoder = msgspec.json.Encoder()
+    out = sys.stdout.buffer
+
+    def emit(event: RuntimeEvent) -> None:
+        out.write(encoder.encode(event) + b"\n")
+
+    try:
+        probe = ExecProbe(emit, objects)
+    except GarrisonError as exc:
+        print(f"error: cannot start the exec probe: {exc}", file=sys.stderr)
+        return 1
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    deadline = time.monotonic() + args.duration if args.duration > 0 else None
+    try:
+        while not stopping and (deadline is None or time.monotonic() < deadline):
+            probe.poll(100)
+            out.flush()
+        probe.poll(0)
+        out.flush()
+    finally:
+        drops = probe.drops()
+        probe.close()
+    print(f"{probe.decoded} events, {drops} dropped in the kernel", file=sys.stderr)
+    return 0

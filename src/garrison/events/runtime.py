@@ -1,0 +1,24 @@
+"""Runtime events from the node sensor."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class RuntimeEvent(msgspec.Struct, kw_only=True):
+    """One kernel event, attributed. ``container_id`` is ``host`` outside containers."""
+
+    type: str
+    time: float
+    pid: int
+    tid: int
+    ppid: int
+    uid: int
+    gid: int
+    comm: str
+    exe: str
+    args: list[str]
+    container_id: str
+    ancestry: list[str]
+    cgroup_id: int = 0
+    cap_effective: int = 0

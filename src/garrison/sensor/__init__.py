@@ -1,0 +1,1 @@
+"""The node sensor: eBPF programs through libbpf, events decoded and attributed."""

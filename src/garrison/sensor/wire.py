@@ -1,0 +1,35 @@
+"""The kernel → user wire format, mirrored from ``kernel/include/garrison_events.h``.
+
+A test compares this layout with the BTF of the compiled object, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+COMM_LEN = 16
+PATH_LEN = 256
+ARGS_LEN = 512
+EVENT_EXEC = 1
+
+
+class ExecEvent(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("pid", ctypes.c_uint32),
+        ("tid", ctypes.c_uint32),
+        ("ppid", ctypes.c_uint32),
+        ("uid", ctypes.c_uint32),
+        ("gid", ctypes.c_uint32),
+        ("time_ns", ctypes.c_uint64),
+        ("cgroup_id", ctypes.c_uint64),
+        ("cap_effective", ctypes.c_uint64),
+        ("args_len", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("comm", ctypes.c_char * COMM_LEN),
+        ("filename", ctypes.c_char * PATH_LEN),
+        ("args", ctypes.c_char * ARGS_LEN),
+    ]
+
+
+WIRE_STRUCTS = {"garrison_exec_event": ExecEvent}

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from garrison.sensor.attribution import HOST, ancestry, container_of_cgroup
+from garrison.sensor.preflight import check
+
+CID = "3f2a9c0e1b7d" + "0" * 52
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            f"0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod12.slice/cri-containerd-{CID}.scope\n",
+            CID,
+        ),
+        (f"0::/system.slice/crio-{CID}.scope\n", CID),
+        (f"0::/system.slice/docker-{CID}.scope\n", CID),
+        (f"12:memory:/docker/{CID}\n0::/\n", CID),
+        (f"0::/kubepods/besteffort/pod7/{CID}\n", CID),
+        ("0::/garrison-test-1\n", "garrison-test-1"),  # runc without a manager
+        ("0::/user.slice/user-0.slice/session-1.scope\n", HOST),
+        ("0::/init.scope\n", HOST),
+        ("0::/\n", HOST),
+    ],
+)
+def test_container_ids_from_cgroup_paths(text: str, expected: str) -> None:
+    assert container_of_cgroup(text) == expected
+
+
+def test_ancestry_is_bounded_and_reads_names(tmp_path: Path) -> None:
+    for pid, ppid, name in (
+        (30, 20, "sh"),
+        (20, 10, "containerd-shim"),
+        (10, 1, "containerd"),
+        (1, 0, "init"),
+    ):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "stat").write_text(f"{pid} ({name}) S {ppid} 0 0 0")
+    assert ancestry(30, proc=tmp_path) == ["sh", "containerd-shim", "containerd", "init"]
+    assert ancestry(30, depth=2, proc=tmp_path) == ["sh", "containerd-shim"]
+    assert ancestry(999, proc=tmp_path) == []
+
+
+def test_preflight_names_a_missing_object(tmp_path: Path) -> None:
+    problems = [str(p) for p in check([tmp_path / "exec.bpf.o"])]
+    assert any("exec.bpf.o is missing: run `make kernel`" in p for p in problems)
