@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from pathlib import Path
 
 HOST = "host"
@@ -54,3 +56,64 @@ def ancestry(ppid: int, depth: int = 8, proc: Path = Path("/proc")) -> list[str]
         fields = stat[stat.rindex(")") + 2 :].split()
         pid = int(fields[1])
     return names
+
+
+def _v2_root() -> Path:
+    unified = Path("/sys/fs/cgroup/unified")
+    return unified if unified.is_dir() else Path("/sys/fs/cgroup")
+
+
+class CgroupResolver:
+    """Kernel cgroup ids → container ids, without racing the process's exit.
+
+    The id ``bpf_get_current_cgroup_id()`` reports is the inode of the cgroup's directory in
+    the v2 hierarchy, which outlives a short process. Directories are indexed by inode; a new
+    id triggers one rescan, an id still unknown after it is not rescanned for again within
+    ``rescan_seconds``; the index and the set of unknown ids are bounded.
+    """
+
+    def __init__(
+        self, root: Path | None = None, *, rescan_seconds: float = 0.1, max_entries: int = 65536
+    ) -> None:
+        self.root = root or _v2_root()
+        self.rescan_seconds = rescan_seconds
+        self.max_entries = max_entries
+        self._paths: dict[int, str] = {}
+        self._missed: dict[int, float] = {}
+        self._scanned = 0.0
+
+    def _scan(self) -> None:
+        paths: dict[int, str] = {}
+        for directory, _, _ in os.walk(self.root):
+            try:
+                inode = os.stat(directory).st_ino
+            except OSError:
+                continue
+            paths[inode] = "/" + os.path.relpath(directory, self.root).removeprefix(".")
+            if len(paths) >= self.max_entries:
+                break
+        self._paths = paths
+        self._scanned = time.monotonic()
+
+    def path(self, cgroup_id: int) -> str | None:
+        found = self._paths.get(cgroup_id)
+        if found is not None:
+            return found
+        now = time.monotonic()
+        missed = self._missed.get(cgroup_id)
+        if missed is not None and now - missed < self.rescan_seconds:
+            return None  # asked again too soon: an id that is not (or no longer) a directory
+        self._scan()
+        found = self._paths.get(cgroup_id)
+        if found is None:
+            if len(self._missed) >= 4096:
+                self._missed.clear()
+            self._missed[cgroup_id] = now
+        return found
+
+    def container(self, cgroup_id: int) -> str | None:
+        """The container id for a cgroup id, ``host``, or None when the id is unknown."""
+        path = self.path(cgroup_id)
+        if path is None:
+            return None
+        return container_of_cgroup(f"0::{path.rstrip('/') or '/'}\n")

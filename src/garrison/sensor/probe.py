@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from garrison.events.runtime import RuntimeEvent
-from garrison.sensor.attribution import ancestry, container_of
+from garrison.sensor.attribution import CgroupResolver, ancestry, container_of
 from garrison.sensor.libbpf import Libbpf, SampleFn
 from garrison.sensor.wire import ARGS_LEN, EVENT_EXEC, ExecEvent
 
@@ -21,7 +21,9 @@ def boot_offset() -> float:
     return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
-def decode_exec(data: bytes, offset: float) -> RuntimeEvent | None:
+def decode_exec(
+    data: bytes, offset: float, cgroups: CgroupResolver | None = None
+) -> RuntimeEvent | None:
     if len(data) < ctypes.sizeof(ExecEvent):
         return None
     raw = ExecEvent.from_buffer_copy(data)
@@ -41,11 +43,16 @@ def decode_exec(data: bytes, offset: float) -> RuntimeEvent | None:
         comm=raw.comm.decode("utf-8", "replace"),
         exe=raw.filename.decode("utf-8", "replace"),
         args=args,
-        container_id=container_of(raw.pid),
+        container_id=_container(raw.pid, raw.cgroup_id, cgroups),
         ancestry=ancestry(raw.ppid),
         cgroup_id=raw.cgroup_id,
         cap_effective=raw.cap_effective,
     )
+
+
+def _container(pid: int, cgroup_id: int, cgroups: CgroupResolver | None) -> str:
+    found = cgroups.container(cgroup_id) if cgroups is not None else None
+    return found if found is not None else container_of(pid)
 
 
 class ExecProbe:
@@ -59,6 +66,7 @@ class ExecProbe:
         self.on_event = on_event
         self.offset = boot_offset()
         self.decoded = 0
+        self.cgroups = CgroupResolver()
         self._obj = self._link = self._rb = None
         path = str(object_dir / EXEC_OBJECT).encode()
         try:
@@ -89,7 +97,7 @@ class ExecProbe:
             raise
 
     def _sample(self, ctx: int, data: int, size: int) -> int:
-        event = decode_exec(ctypes.string_at(data, size), self.offset)
+        event = decode_exec(ctypes.string_at(data, size), self.offset, self.cgroups)
         if event is not None:
             self.decoded += 1
             self.on_event(event)

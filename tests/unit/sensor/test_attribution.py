@@ -48,3 +48,19 @@ def test_ancestry_is_bounded_and_reads_names(tmp_path: Path) -> None:
 def test_preflight_names_a_missing_object(tmp_path: Path) -> None:
     problems = [str(p) for p in check([tmp_path / "exec.bpf.o"])]
     assert any("exec.bpf.o is missing: run `make kernel`" in p for p in problems)
+
+
+def test_cgroup_ids_resolve_through_directory_inodes(tmp_path: Path) -> None:
+    import os
+
+    from garrison.sensor.attribution import CgroupResolver
+
+    (tmp_path / "kubepods" / f"cri-containerd-{CID}.scope").mkdir(parents=True)
+    resolver = CgroupResolver(tmp_path, rescan_seconds=60)
+    root_id = os.stat(tmp_path).st_ino
+    container_id = os.stat(tmp_path / "kubepods" / f"cri-containerd-{CID}.scope").st_ino
+    assert resolver.container(root_id) == HOST
+    assert resolver.container(container_id) == CID
+    (tmp_path / "late-container").mkdir()  # created after the first scan: a new id rescans
+    assert resolver.container(os.stat(tmp_path / "late-container").st_ino) == "late-container"
+    assert resolver.container(987654321) is None  # unknown, and not rescanned again at once

@@ -1,0 +1,59 @@
+"""Events from inside real runc containers carry the container's id and their ancestry."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from garrison.events.runtime import RuntimeEvent
+from garrison.sensor.probe import ExecProbe
+from tests.kernel.containers import run, runc_bundle
+
+pytestmark = pytest.mark.kernel
+
+if os.geteuid() != 0:
+    pytest.skip("kernel tests need root (CI runs them as root)", allow_module_level=True)
+
+
+class Collector:
+    """Drains a probe on a thread while the test drives a container."""
+
+    def __init__(self) -> None:
+        self.events: list[RuntimeEvent] = []
+        self.probe = ExecProbe(self.events.append)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drain)
+
+    def _drain(self) -> None:
+        while not self._stop.is_set():
+            self.probe.poll(50)
+
+    def __enter__(self) -> Collector:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.probe.poll(0)
+        self.probe.close()
+
+
+def test_exec_inside_a_runc_container_is_attributed_to_it(tmp_path: Path) -> None:
+    name = f"garrison-test-{os.getpid()}"
+    with runc_bundle(tmp_path, name) as bundle, Collector() as collected:
+        result = run(bundle, "/bin/sh", "-c", "/bin/echo garrison-in-container; /bin/sleep 0.3")
+    assert result.returncode == 0 and "garrison-in-container" in result.stdout
+    inside = [e for e in collected.events if "garrison-in-container" in e.args]
+    assert len(inside) == 1
+    event = inside[0]
+    assert event.container_id == name
+    assert event.exe == "/bin/echo" and event.comm == "echo"
+    assert event.args == ["/bin/echo", "garrison-in-container"]
+    shell = [e for e in collected.events if e.pid == event.ppid]
+    assert shell and shell[0].container_id == name and shell[0].comm == "sh"
+    host = [e for e in collected.events if e.comm == "runc" and e.container_id == "host"]
+    assert host, "runc itself runs on the host"
