@@ -23,6 +23,29 @@ struct {
 	__type(value, __u64);
 } drops SEC(".maps");
 
+#define OVERLAYFS_SUPER_MAGIC 0x794c7630
+
+/* What kind of file the new program image is: overlay, upper layer, memfd. */
+static __always_inline __u32 exe_flags(struct file *exe, struct inode *inode)
+{
+	char name[8] = {};
+	__u32 flags = 0;
+
+	if (BPF_CORE_READ(inode, i_sb, s_magic) == OVERLAYFS_SUPER_MAGIC) {
+		/* the VFS inode is embedded in struct ovl_inode, beside __upperdentry */
+		struct ovl_inode *ovl = (void *)inode - bpf_core_field_offset(struct ovl_inode, vfs_inode);
+
+		flags |= GARRISON_EXE_OVERLAY;
+		if (BPF_CORE_READ(ovl, __upperdentry))
+			flags |= GARRISON_EXE_UPPER_LAYER;
+	}
+	bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(exe, f_path.dentry, d_name.name));
+	if (name[0] == 'm' && name[1] == 'e' && name[2] == 'm' && name[3] == 'f' && name[4] == 'd' &&
+	    name[5] == ':')
+		flags |= GARRISON_EXE_MEMFD;
+	return flags;
+}
+
 static __always_inline void count_drop(void)
 {
 	__u32 zero = 0;
@@ -56,7 +79,13 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 	event->time_ns = bpf_ktime_get_boot_ns();
 	event->cgroup_id = bpf_get_current_cgroup_id();
 	event->cap_effective = BPF_CORE_READ(task, cred, cap_effective.val);
-	event->flags = 0;
+	{
+		struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+		struct inode *inode = BPF_CORE_READ(exe, f_inode);
+
+		event->exe_ino = BPF_CORE_READ(inode, i_ino);
+		event->flags = exe_flags(exe, inode);
+	}
 	bpf_get_current_comm(event->comm, sizeof(event->comm));
 
 	filename_loc = ctx->__data_loc_filename & 0xFFFF;

@@ -11,6 +11,11 @@ enum garrison_event_type {
 	GARRISON_EVENT_EXEC = 1,
 };
 
+/* garrison_exec_event.flags */
+#define GARRISON_EXE_OVERLAY 0x1     /* the executable is a file of an overlayfs mount */
+#define GARRISON_EXE_UPPER_LAYER 0x2 /* ... that has an upper-layer copy (written after start) */
+#define GARRISON_EXE_MEMFD 0x4       /* the executable is a memfd (fileless execution) */
+
 struct garrison_exec_event {
 	__u32 type;          /* GARRISON_EVENT_EXEC */
 	__u32 pid;           /* tgid */
@@ -21,8 +26,9 @@ struct garrison_exec_event {
 	__u64 time_ns;       /* bpf_ktime_get_boot_ns */
 	__u64 cgroup_id;
 	__u64 cap_effective;
+	__u64 exe_ino;       /* inode number of the executable */
 	__u32 args_len;      /* bytes of args used, NUL-separated */
-	__u32 flags;         /* reserved */
+	__u32 flags;         /* GARRISON_EXE_* */
 	char comm[GARRISON_COMM_LEN];
 	char filename[GARRISON_PATH_LEN];
 	char args[GARRISON_ARGS_LEN];

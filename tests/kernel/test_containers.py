@@ -57,3 +57,45 @@ def test_exec_inside_a_runc_container_is_attributed_to_it(tmp_path: Path) -> Non
     assert shell and shell[0].container_id == name and shell[0].comm == "sh"
     host = [e for e in collected.events if e.comm == "runc" and e.container_id == "host"]
     assert host, "runc itself runs on the host"
+
+
+def test_binary_written_after_start_is_flagged_upper_layer(tmp_path: Path) -> None:
+    name = f"garrison-drift-{os.getpid()}"
+    with runc_bundle(tmp_path, name) as bundle, Collector() as collected:
+        result = run(
+            bundle,
+            "/bin/sh",
+            "-c",
+            "/bin/cp /bin/busybox /tmp/busybox && /tmp/busybox echo garrison-drift && /bin/echo garrison-image; /bin/sleep 0.3",
+        )
+    assert result.returncode == 0 and "garrison-drift" in result.stdout, result.stderr
+    assert (bundle.upper / "tmp" / "busybox").exists()  # it lives in the container's own layer
+    drifted = [e for e in collected.events if e.exe == "/tmp/busybox"]
+    image = [e for e in collected.events if e.args == ["/bin/echo", "garrison-image"]]
+    assert len(drifted) == 1 and drifted[0].exe_upper_layer and drifted[0].container_id == name
+    assert len(image) == 1 and not image[0].exe_upper_layer
+    assert not drifted[0].exe_from_memfd
+
+
+def test_fileless_execution_from_a_memfd_is_flagged() -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    busybox = shutil.which("busybox")
+    assert busybox
+    program = (
+        "import os, sys\n"
+        "fd = os.memfd_create('garrison-test', 0)\n"
+        f"os.write(fd, open({busybox!r}, 'rb').read())\n"
+        "os.execv(f'/proc/self/fd/{fd}', ['true', 'garrison-memfd-test'])\n"
+    )
+    with Collector() as collected:
+        subprocess.run([sys.executable, "-c", program], check=True)
+        import time
+
+        time.sleep(0.3)
+    fileless = [e for e in collected.events if "garrison-memfd-test" in e.args]
+    assert len(fileless) == 1
+    assert fileless[0].exe_from_memfd and not fileless[0].exe_upper_layer
+    assert fileless[0].container_id == "host"

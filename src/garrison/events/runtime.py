@@ -22,3 +22,6 @@ class RuntimeEvent(msgspec.Struct, kw_only=True):
     ancestry: list[str]
     cgroup_id: int = 0
     cap_effective: int = 0
+    exe_ino: int = 0
+    exe_upper_layer: bool = False  # Falco's proc.is_exe_upper_layer: written after start
+    exe_from_memfd: bool = False  # Falco's proc.is_exe_from_memfd: fileless execution

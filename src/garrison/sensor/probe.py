@@ -10,7 +10,7 @@ from pathlib import Path
 from garrison.events.runtime import RuntimeEvent
 from garrison.sensor.attribution import CgroupResolver, ancestry, container_of
 from garrison.sensor.libbpf import Libbpf, SampleFn
-from garrison.sensor.wire import ARGS_LEN, EVENT_EXEC, ExecEvent
+from garrison.sensor.wire import ARGS_LEN, EVENT_EXEC, EXE_MEMFD, EXE_UPPER_LAYER, ExecEvent
 
 OBJECT_DIR = Path(__file__).resolve().parents[3] / "build" / "kernel"
 EXEC_OBJECT = "exec.bpf.o"
@@ -47,6 +47,9 @@ def decode_exec(
         ancestry=ancestry(raw.ppid),
         cgroup_id=raw.cgroup_id,
         cap_effective=raw.cap_effective,
+        exe_ino=raw.exe_ino,
+        exe_upper_layer=bool(raw.flags & EXE_UPPER_LAYER),
+        exe_from_memfd=bool(raw.flags & EXE_MEMFD),
     )
 
 

@@ -11,6 +11,9 @@ COMM_LEN = 16
 PATH_LEN = 256
 ARGS_LEN = 512
 EVENT_EXEC = 1
+EXE_OVERLAY = 0x1
+EXE_UPPER_LAYER = 0x2
+EXE_MEMFD = 0x4
 
 
 class ExecEvent(ctypes.Structure):
@@ -24,6 +27,7 @@ class ExecEvent(ctypes.Structure):
         ("time_ns", ctypes.c_uint64),
         ("cgroup_id", ctypes.c_uint64),
         ("cap_effective", ctypes.c_uint64),
+        ("exe_ino", ctypes.c_uint64),
         ("args_len", ctypes.c_uint32),
         ("flags", ctypes.c_uint32),
         ("comm", ctypes.c_char * COMM_LEN),
