@@ -9,6 +9,8 @@
 
 enum garrison_event_type {
 	GARRISON_EVENT_EXEC = 1,
+	GARRISON_EVENT_FORK = 2,
+	GARRISON_EVENT_EXIT = 3,
 };
 
 /* garrison_exec_event.flags */
@@ -32,6 +34,17 @@ struct garrison_exec_event {
 	char comm[GARRISON_COMM_LEN];
 	char filename[GARRISON_PATH_LEN];
 	char args[GARRISON_ARGS_LEN];
+};
+
+/* a new process (not a thread) or a process that ended: keeps the process tree */
+struct garrison_task_event {
+	__u32 type;          /* GARRISON_EVENT_FORK or GARRISON_EVENT_EXIT */
+	__u32 pid;           /* the new or ending process (tgid) */
+	__u32 ppid;          /* its parent */
+	__u32 exit_code;     /* GARRISON_EVENT_EXIT: as wait(2) reports it */
+	__u64 time_ns;
+	__u64 cgroup_id;
+	char comm[GARRISON_COMM_LEN];
 };
 
 #endif

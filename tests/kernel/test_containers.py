@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from garrison.events.runtime import RuntimeEvent
-from garrison.sensor.probe import ExecProbe
+from garrison.sensor.probe import ProcessProbe
 from tests.kernel.containers import run, runc_bundle
 
 pytestmark = pytest.mark.kernel
@@ -23,7 +23,7 @@ class Collector:
 
     def __init__(self) -> None:
         self.events: list[RuntimeEvent] = []
-        self.probe = ExecProbe(self.events.append)
+        self.probe = ProcessProbe(self.events.append)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._drain)
 
@@ -53,8 +53,9 @@ def test_exec_inside_a_runc_container_is_attributed_to_it(tmp_path: Path) -> Non
     assert event.container_id == name
     assert event.exe == "/bin/echo" and event.comm == "echo"
     assert event.args == ["/bin/echo", "garrison-in-container"]
-    shell = [e for e in collected.events if e.pid == event.ppid]
+    shell = [e for e in collected.events if e.pid == event.ppid and e.type == "exec"]
     assert shell and shell[0].container_id == name and shell[0].comm == "sh"
+    assert event.ancestry[0] == "sh"
     host = [e for e in collected.events if e.comm == "runc" and e.container_id == "host"]
     assert host, "runc itself runs on the host"
 

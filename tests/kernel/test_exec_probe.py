@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from garrison.events.runtime import RuntimeEvent
-from garrison.sensor.probe import EXEC_OBJECT, OBJECT_DIR, ExecProbe
+from garrison.sensor.probe import OBJECT_DIR, PROCESS_OBJECT, ProcessProbe
 from garrison.sensor.wire import WIRE_STRUCTS
 
 pytestmark = pytest.mark.kernel
@@ -22,7 +22,7 @@ if os.geteuid() != 0:
     pytest.skip("kernel tests need root (CI runs them as root)", allow_module_level=True)
 
 
-def collect(probe: ExecProbe, seen: list[RuntimeEvent], until: float = 2.0) -> None:
+def collect(probe: ProcessProbe, seen: list[RuntimeEvent], until: float = 2.0) -> None:
     deadline = time.monotonic() + until
     while time.monotonic() < deadline:
         probe.poll(50)
@@ -30,7 +30,7 @@ def collect(probe: ExecProbe, seen: list[RuntimeEvent], until: float = 2.0) -> N
 
 def test_exec_events_carry_pid_parent_args_and_attribution() -> None:
     seen: list[RuntimeEvent] = []
-    probe = ExecProbe(seen.append)
+    probe = ProcessProbe(seen.append)
     try:
         child = subprocess.Popen(
             ["/bin/echo", "garrison-exec-test", "two words"], stdout=subprocess.DEVNULL
@@ -107,7 +107,7 @@ def btf_layout(obj: Path, struct: str) -> tuple[int, dict[str, int]]:
 def test_wire_format_matches_the_compiled_object() -> None:
     """The Python mirror of kernel/include/garrison_events.h agrees with the object's BTF."""
     for name, mirror in WIRE_STRUCTS.items():
-        size, offsets = btf_layout(OBJECT_DIR / EXEC_OBJECT, name)
+        size, offsets = btf_layout(OBJECT_DIR / PROCESS_OBJECT, name)
         import ctypes
 
         assert ctypes.sizeof(mirror) == size, name
@@ -140,3 +140,27 @@ def test_unprivileged_run_gets_one_clear_line() -> None:
     assert result.stderr.strip().splitlines() == [
         "error: missing capability: CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)"
     ]
+
+
+def test_fork_exec_exit_keep_the_tree_for_short_lived_chains() -> None:
+    seen: list[RuntimeEvent] = []
+    probe = ProcessProbe(seen.append)
+    try:
+        outer = subprocess.run(
+            ["/bin/sh", "-c", "/bin/sh -c '/bin/echo garrison-deep-chain'; exit 3"],
+            stdout=subprocess.DEVNULL,
+            check=False,
+        )
+        collect(probe, seen, 1.0)
+    finally:
+        probe.close()
+    assert outer.returncode == 3
+    echo = [e for e in seen if e.type == "exec" and "garrison-deep-chain" in e.args]
+    assert len(echo) == 1
+    own = Path(f"/proc/{os.getpid()}/comm").read_text().strip()
+    # both shells had exited before these events were read: the names come from the tree
+    assert echo[0].ancestry[:3] == ["sh", "sh", own]
+    forks = [e for e in seen if e.type == "fork" and e.ppid == os.getpid()]
+    assert forks, "the fork of the outer shell is an event"
+    exits = {e.pid: e.exit_code for e in seen if e.type == "exit"}
+    assert exits.get(forks[0].pid) == 3 << 8  # as wait(2) reports it

@@ -14,7 +14,7 @@ import msgspec
 from garrison.events.errors import GarrisonError
 from garrison.events.runtime import RuntimeEvent
 from garrison.sensor.preflight import check
-from garrison.sensor.probe import EXEC_OBJECT, OBJECT_DIR, ExecProbe
+from garrison.sensor.probe import OBJECT_DIR, PROCESS_OBJECT, ProcessProbe
 
 
 def register(commands: Any, name: str) -> None:
@@ -30,7 +30,7 @@ def register(commands: Any, name: str) -> None:
 
 def run_sensor(args: argparse.Namespace) -> int:
     objects = Path(args.objects)
-    problems = check([objects / EXEC_OBJECT])
+    problems = check([objects / PROCESS_OBJECT])
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -42,7 +42,7 @@ def run_sensor(args: argparse.Namespace) -> int:
         out.write(encoder.encode(event) + b"\n")
 
     try:
-        probe = ExecProbe(emit, objects)
+        probe = ProcessProbe(emit, objects)
     except GarrisonError as exc:
         print(f"error: cannot start the exec probe: {exc}", file=sys.stderr)
         return 1

@@ -25,3 +25,4 @@ class RuntimeEvent(msgspec.Struct, kw_only=True):
     exe_ino: int = 0
     exe_upper_layer: bool = False  # Falco's proc.is_exe_upper_layer: written after start
     exe_from_memfd: bool = False  # Falco's proc.is_exe_from_memfd: fileless execution
+    exit_code: int | None = None  # exit events: the status as wait(2) reports it

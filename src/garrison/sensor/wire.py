@@ -11,6 +11,8 @@ COMM_LEN = 16
 PATH_LEN = 256
 ARGS_LEN = 512
 EVENT_EXEC = 1
+EVENT_FORK = 2
+EVENT_EXIT = 3
 EXE_OVERLAY = 0x1
 EXE_UPPER_LAYER = 0x2
 EXE_MEMFD = 0x4
@@ -36,4 +38,16 @@ class ExecEvent(ctypes.Structure):
     ]
 
 
-WIRE_STRUCTS = {"garrison_exec_event": ExecEvent}
+class TaskEvent(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("pid", ctypes.c_uint32),
+        ("ppid", ctypes.c_uint32),
+        ("exit_code", ctypes.c_uint32),
+        ("time_ns", ctypes.c_uint64),
+        ("cgroup_id", ctypes.c_uint64),
+        ("comm", ctypes.c_char * COMM_LEN),
+    ]
+
+
+WIRE_STRUCTS = {"garrison_exec_event": ExecEvent, "garrison_task_event": TaskEvent}

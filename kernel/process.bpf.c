@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Process exec events from the sched:sched_process_exec tracepoint (CO-RE). */
+/* Process events (CO-RE): exec from sched:sched_process_exec, new processes from the
+ * sched_process_fork raw tracepoint (it gives the child's task, so threads are left out),
+ * process exits from sched:sched_process_exit. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -10,6 +12,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* keeps the wire struct in the object's BTF, where a test checks the Python mirror */
 const struct garrison_exec_event *garrison_exec_event_btf __attribute__((unused));
+const struct garrison_task_event *garrison_task_event_btf __attribute__((unused));
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -105,6 +108,57 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 		size = 0;
 	event->args_len = size;
 
+	bpf_ringbuf_submit(event, 0);
+	return 0;
+}
+
+SEC("raw_tp/sched_process_fork")
+int handle_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *parent = (struct task_struct *)ctx->args[0];
+	struct task_struct *child = (struct task_struct *)ctx->args[1];
+	struct garrison_task_event *event;
+	__u32 child_tgid = BPF_CORE_READ(child, tgid);
+
+	if (BPF_CORE_READ(child, pid) != child_tgid)
+		return 0; /* a new thread of an existing process */
+	event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+	if (!event) {
+		count_drop();
+		return 0;
+	}
+	event->type = GARRISON_EVENT_FORK;
+	event->pid = child_tgid;
+	event->ppid = BPF_CORE_READ(parent, tgid);
+	event->exit_code = 0;
+	event->time_ns = bpf_ktime_get_boot_ns();
+	event->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(event->comm, sizeof(event->comm));
+	bpf_ringbuf_submit(event, 0);
+	return 0;
+}
+
+SEC("tp/sched/sched_process_exit")
+int handle_exit(void *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct garrison_task_event *event;
+	__u64 id = bpf_get_current_pid_tgid();
+
+	if ((__u32)id != id >> 32)
+		return 0; /* a thread ended; the process goes on */
+	event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+	if (!event) {
+		count_drop();
+		return 0;
+	}
+	event->type = GARRISON_EVENT_EXIT;
+	event->pid = id >> 32;
+	event->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	event->exit_code = BPF_CORE_READ(task, exit_code);
+	event->time_ns = bpf_ktime_get_boot_ns();
+	event->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(event->comm, sizeof(event->comm));
 	bpf_ringbuf_submit(event, 0);
 	return 0;
 }
