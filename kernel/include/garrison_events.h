@@ -11,6 +11,8 @@ enum garrison_event_type {
 	GARRISON_EVENT_EXEC = 1,
 	GARRISON_EVENT_FORK = 2,
 	GARRISON_EVENT_EXIT = 3,
+	GARRISON_EVENT_CONNECT = 4,
+	GARRISON_EVENT_DUP_SOCKET = 5,
 };
 
 /* garrison_exec_event.flags */
@@ -44,6 +46,23 @@ struct garrison_task_event {
 	__u32 exit_code;     /* GARRISON_EVENT_EXIT: as wait(2) reports it */
 	__u64 time_ns;
 	__u64 cgroup_id;
+	char comm[GARRISON_COMM_LEN];
+};
+
+/* an outbound connect, or a socket duplicated onto fd 0, 1 or 2 */
+struct garrison_net_event {
+	__u32 type;          /* GARRISON_EVENT_CONNECT or GARRISON_EVENT_DUP_SOCKET */
+	__u32 pid;
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__s32 fd;            /* the socket */
+	__s32 newfd;         /* DUP_SOCKET: 0, 1 or 2 */
+	__u16 family;        /* CONNECT: AF_INET or AF_INET6 */
+	__u16 port;          /* CONNECT: host byte order */
+	__u64 time_ns;
+	__u64 cgroup_id;
+	__u8 addr[16];       /* CONNECT: 4 bytes for IPv4, 16 for IPv6, network order */
 	char comm[GARRISON_COMM_LEN];
 };
 

@@ -100,3 +100,12 @@ def test_fileless_execution_from_a_memfd_is_flagged() -> None:
     assert len(fileless) == 1
     assert fileless[0].exe_from_memfd and not fileless[0].exe_upper_layer
     assert fileless[0].container_id == "host"
+
+
+def test_connect_from_inside_a_container(tmp_path: Path) -> None:
+    name = f"garrison-net-{os.getpid()}"
+    with runc_bundle(tmp_path, name) as bundle, Collector() as collected:
+        run(bundle, "/bin/sh", "-c", "/bin/nc -w 1 127.0.0.1 9 </dev/null; /bin/sleep 0.3")
+    connects = [e for e in collected.events if e.type == "connect" and e.dest_port == 9]
+    assert connects and connects[0].container_id == name and connects[0].dest_ip == "127.0.0.1"
+    assert connects[0].comm == "nc" and connects[0].ancestry[0] == "sh"

@@ -26,3 +26,7 @@ class RuntimeEvent(msgspec.Struct, kw_only=True):
     exe_upper_layer: bool = False  # Falco's proc.is_exe_upper_layer: written after start
     exe_from_memfd: bool = False  # Falco's proc.is_exe_from_memfd: fileless execution
     exit_code: int | None = None  # exit events: the status as wait(2) reports it
+    fd: int = -1  # connect, dup_socket: the socket's descriptor
+    newfd: int = -1  # dup_socket: 0, 1 or 2
+    dest_ip: str = ""  # connect: Falco's fd.sip for outbound connections
+    dest_port: int = 0  # connect: Falco's fd.sport

@@ -42,6 +42,7 @@ class Libbpf:
             "bpf_program__attach": (v, [v]),
             "bpf_link__destroy": (ctypes.c_int, [v]),
             "ring_buffer__new": (v, [ctypes.c_int, SampleFn, v, v]),
+            "ring_buffer__add": (ctypes.c_int, [v, ctypes.c_int, SampleFn, v]),
             "ring_buffer__poll": (ctypes.c_int, [v, ctypes.c_int]),
             "ring_buffer__consume": (ctypes.c_int, [v]),
             "ring_buffer__free": (None, [v]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,18 +14,25 @@ from garrison.sensor.libbpf import Libbpf, SampleFn
 from garrison.sensor.process_tree import ProcessTree
 from garrison.sensor.wire import (
     ARGS_LEN,
+    EVENT_CONNECT,
+    EVENT_DUP_SOCKET,
     EVENT_EXEC,
     EVENT_EXIT,
     EVENT_FORK,
     EXE_MEMFD,
     EXE_UPPER_LAYER,
     ExecEvent,
+    NetEvent,
     TaskEvent,
 )
 
 OBJECT_DIR = Path(__file__).resolve().parents[3] / "build" / "kernel"
 PROCESS_OBJECT = "process.bpf.o"
-PROGRAMS = (b"handle_exec", b"handle_fork", b"handle_exit")
+NET_OBJECT = "net.bpf.o"
+OBJECTS = (
+    (PROCESS_OBJECT, (b"handle_exec", b"handle_fork", b"handle_exit"), b"events", b"drops"),
+    (NET_OBJECT, (b"handle_connect", b"handle_dup2", b"handle_dup3"), b"net_events", b"net_drops"),
+)
 
 
 def boot_offset() -> float:
@@ -107,6 +115,42 @@ def decode_task(
     return event
 
 
+def decode_net(
+    data: bytes, offset: float, cgroups: CgroupResolver | None, tree: ProcessTree
+) -> RuntimeEvent | None:
+    if len(data) < ctypes.sizeof(NetEvent):
+        return None
+    raw = NetEvent.from_buffer_copy(data)
+    if raw.type == EVENT_CONNECT:
+        kind = "connect"
+        size = 4 if raw.family == socket.AF_INET else 16
+        family = socket.AF_INET if size == 4 else socket.AF_INET6
+        dest_ip = socket.inet_ntop(family, bytes(raw.addr)[:size])
+    elif raw.type == EVENT_DUP_SOCKET:
+        kind, dest_ip = "dup_socket", ""
+    else:
+        return None
+    return RuntimeEvent(
+        type=kind,
+        time=raw.time_ns / 1e9 + offset,
+        pid=raw.pid,
+        tid=raw.tid,
+        ppid=raw.ppid,
+        uid=raw.uid,
+        gid=-1,
+        comm=raw.comm.decode("utf-8", "replace"),
+        exe="",
+        args=[],
+        container_id=_container(raw.pid, raw.cgroup_id, cgroups),
+        ancestry=tree.ancestry(raw.ppid),
+        cgroup_id=raw.cgroup_id,
+        fd=raw.fd,
+        newfd=raw.newfd if kind == "dup_socket" else -1,
+        dest_ip=dest_ip,
+        dest_port=raw.port if kind == "connect" else 0,
+    )
+
+
 class ProcessProbe:
     """The process programs (exec, fork, exit) and their ring buffer. Close it to detach."""
 
@@ -114,39 +158,50 @@ class ProcessProbe:
         self, on_event: Callable[[RuntimeEvent], None], object_dir: Path = OBJECT_DIR
     ) -> None:
         self.libbpf = Libbpf.load()
-        lib = self.libbpf.lib
-        ptr, rc = self.libbpf.check_ptr, self.libbpf.check_rc
         self.on_event = on_event
         self.offset = boot_offset()
         self.decoded = 0
         self.cgroups = CgroupResolver()
         self.tree = ProcessTree()
         self.tree.seed()
-        self._obj: int | None = None
+        self._objects: list[int] = []
         self._rb: int | None = None
         self._links: list[int] = []
-        path = str(object_dir / PROCESS_OBJECT).encode()
+        self._drops_fds: list[int] = []
+        self._callback = SampleFn(self._sample)  # kept alive as long as the ring buffer
         try:
-            self._obj = ptr("bpf_object__open_file", lib.bpf_object__open_file(path, None))
-            rc("bpf_object__load", lib.bpf_object__load(self._obj))
-            for name in PROGRAMS:
-                found = lib.bpf_object__find_program_by_name(self._obj, name)
-                program = ptr(f"find program {name.decode()}", found)
-                self._links.append(ptr("bpf_program__attach", lib.bpf_program__attach(program)))
-            find_map = lib.bpf_object__find_map_fd_by_name
-            self._events_fd = rc("find map events", find_map(self._obj, b"events"))
-            self._drops_fd = rc("find map drops", find_map(self._obj, b"drops"))
-            self._callback = SampleFn(self._sample)  # kept alive as long as the ring buffer
-            ring = lib.ring_buffer__new(self._events_fd, self._callback, None, None)
-            self._rb = ptr("ring_buffer__new", ring)
+            for object_name, programs, events_map, drops_map in OBJECTS:
+                self._load(object_dir / object_name, programs, events_map, drops_map)
         except BaseException:
             self.close()
             raise
 
+    def _load(self, path: Path, programs: tuple[bytes, ...], events: bytes, drops: bytes) -> None:
+        lib = self.libbpf.lib
+        ptr, rc = self.libbpf.check_ptr, self.libbpf.check_rc
+        obj = ptr("bpf_object__open_file", lib.bpf_object__open_file(str(path).encode(), None))
+        self._objects.append(obj)
+        rc(f"bpf_object__load {path.name}", lib.bpf_object__load(obj))
+        for name in programs:
+            program = ptr(f"find {name.decode()}", lib.bpf_object__find_program_by_name(obj, name))
+            self._links.append(ptr("bpf_program__attach", lib.bpf_program__attach(program)))
+        find_map = lib.bpf_object__find_map_fd_by_name
+        events_fd = rc(f"find map {events.decode()}", find_map(obj, events))
+        self._drops_fds.append(rc(f"find map {drops.decode()}", find_map(obj, drops)))
+        if self._rb is None:
+            self._rb = ptr(
+                "ring_buffer__new", lib.ring_buffer__new(events_fd, self._callback, None, None)
+            )
+        else:
+            rc("ring_buffer__add", lib.ring_buffer__add(self._rb, events_fd, self._callback, None))
+
     def _sample(self, ctx: int, data: int, size: int) -> int:
         raw = ctypes.string_at(data, size)
-        if int.from_bytes(raw[:4], "little") == EVENT_EXEC:
+        kind = int.from_bytes(raw[:4], "little")
+        if kind == EVENT_EXEC:
             event = decode_exec(raw, self.offset, self.cgroups, self.tree)
+        elif kind in (EVENT_CONNECT, EVENT_DUP_SOCKET):
+            event = decode_net(raw, self.offset, self.cgroups, self.tree)
         else:
             event = decode_task(raw, self.offset, self.cgroups, self.tree)
         if event is not None:
@@ -161,10 +216,13 @@ class ProcessProbe:
     def drops(self) -> int:
         """Events the kernel side could not queue (ring buffer full), summed over CPUs."""
         cpus = self.libbpf.lib.libbpf_num_possible_cpus()
-        values = (ctypes.c_uint64 * max(1, cpus))()
-        key = ctypes.c_uint32(0)
-        rc = self.libbpf.lib.bpf_map_lookup_elem(self._drops_fd, ctypes.byref(key), values)
-        return sum(values) if rc == 0 else 0
+        total = 0
+        for fd in self._drops_fds:
+            values = (ctypes.c_uint64 * max(1, cpus))()
+            key = ctypes.c_uint32(0)
+            if self.libbpf.lib.bpf_map_lookup_elem(fd, ctypes.byref(key), values) == 0:
+                total += sum(values)
+        return total
 
     def close(self) -> None:
         lib = self.libbpf.lib
@@ -174,6 +232,6 @@ class ProcessProbe:
         for link in self._links:
             lib.bpf_link__destroy(link)
         self._links = []
-        if self._obj:
-            lib.bpf_object__close(self._obj)
-            self._obj = None
+        for obj in self._objects:
+            lib.bpf_object__close(obj)
+        self._objects = []

@@ -13,6 +13,8 @@ ARGS_LEN = 512
 EVENT_EXEC = 1
 EVENT_FORK = 2
 EVENT_EXIT = 3
+EVENT_CONNECT = 4
+EVENT_DUP_SOCKET = 5
 EXE_OVERLAY = 0x1
 EXE_UPPER_LAYER = 0x2
 EXE_MEMFD = 0x4
@@ -50,4 +52,26 @@ class TaskEvent(ctypes.Structure):
     ]
 
 
-WIRE_STRUCTS = {"garrison_exec_event": ExecEvent, "garrison_task_event": TaskEvent}
+class NetEvent(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("pid", ctypes.c_uint32),
+        ("tid", ctypes.c_uint32),
+        ("ppid", ctypes.c_uint32),
+        ("uid", ctypes.c_uint32),
+        ("fd", ctypes.c_int32),
+        ("newfd", ctypes.c_int32),
+        ("family", ctypes.c_uint16),
+        ("port", ctypes.c_uint16),
+        ("time_ns", ctypes.c_uint64),
+        ("cgroup_id", ctypes.c_uint64),
+        ("addr", ctypes.c_uint8 * 16),
+        ("comm", ctypes.c_char * COMM_LEN),
+    ]
+
+
+WIRE_STRUCTS = {
+    "garrison_exec_event": ExecEvent,
+    "garrison_task_event": TaskEvent,
+    "garrison_net_event": NetEvent,
+}

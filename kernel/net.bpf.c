@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Network events (CO-RE): outbound connects (IPv4, IPv6) and a socket duplicated onto
+ * stdin, stdout or stderr (dup2/dup3), the mark of a reverse shell. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "garrison_events.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* keeps the wire struct in the object's BTF, where a test checks the Python mirror */
+const struct garrison_net_event *garrison_net_event_btf __attribute__((unused));
+
+#define AF_INET 2
+#define AF_INET6 10
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} net_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} net_drops SEC(".maps");
+
+static __always_inline struct garrison_net_event *reserve(__u32 type)
+{
+	struct garrison_net_event *event = bpf_ringbuf_reserve(&net_events, sizeof(*event), 0);
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 zero = 0;
+
+	if (!event) {
+		__u64 *drops = bpf_map_lookup_elem(&net_drops, &zero);
+		if (drops)
+			*drops += 1;
+		return 0;
+	}
+	__builtin_memset(event, 0, sizeof(*event));
+	event->type = type;
+	event->pid = id >> 32;
+	event->tid = (__u32)id;
+	event->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	event->uid = (__u32)bpf_get_current_uid_gid();
+	event->time_ns = bpf_ktime_get_boot_ns();
+	event->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(event->comm, sizeof(event->comm));
+	return event;
+}
+
+SEC("tp/syscalls/sys_enter_connect")
+int handle_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	struct sockaddr *address = (struct sockaddr *)ctx->args[1];
+	struct garrison_net_event *event;
+	__u16 family = 0;
+
+	if (bpf_probe_read_user(&family, sizeof(family), &address->sa_family) < 0)
+		return 0;
+	if (family != AF_INET && family != AF_INET6)
+		return 0; /* unix sockets and the like: not network */
+	event = reserve(GARRISON_EVENT_CONNECT);
+	if (!event)
+		return 0;
+	event->fd = (__s32)ctx->args[0];
+	event->family = family;
+	if (family == AF_INET) {
+		struct sockaddr_in in4 = {};
+
+		bpf_probe_read_user(&in4, sizeof(in4), address);
+		event->port = bpf_ntohs(in4.sin_port);
+		__builtin_memcpy(event->addr, &in4.sin_addr.s_addr, 4);
+	} else {
+		struct sockaddr_in6 in6 = {};
+
+		bpf_probe_read_user(&in6, sizeof(in6), address);
+		event->port = bpf_ntohs(in6.sin6_port);
+		__builtin_memcpy(event->addr, &in6.sin6_addr, 16);
+	}
+	bpf_ringbuf_submit(event, 0);
+	return 0;
+}
+
+/* Is descriptor ``fd`` of the current task a socket? */
+static __always_inline bool fd_is_socket(int fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = 0;
+
+	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return false;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) < 0 || !file)
+		return false;
+	return (BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) == S_IFSOCK;
+}
+
+static __always_inline int on_dup(struct trace_event_raw_sys_enter *ctx)
+{
+	int oldfd = (int)ctx->args[0];
+	int newfd = (int)ctx->args[1];
+	struct garrison_net_event *event;
+
+	if (newfd < 0 || newfd > 2 || !fd_is_socket(oldfd))
+		return 0;
+	event = reserve(GARRISON_EVENT_DUP_SOCKET);
+	if (!event)
+		return 0;
+	event->fd = oldfd;
+	event->newfd = newfd;
+	bpf_ringbuf_submit(event, 0);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_enter_dup2")
+int handle_dup2(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_dup(ctx);
+}
+
+SEC("tp/syscalls/sys_enter_dup3")
+int handle_dup3(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_dup(ctx);
+}

@@ -1,0 +1,68 @@
+"""Connect and socket-onto-stdio events on the real kernel."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from garrison.events.runtime import RuntimeEvent
+from garrison.sensor.probe import ProcessProbe
+
+pytestmark = pytest.mark.kernel
+
+if os.geteuid() != 0:
+    pytest.skip("kernel tests need root (CI runs them as root)", allow_module_level=True)
+
+
+def drain(probe: ProcessProbe, seconds: float = 0.8) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        probe.poll(50)
+
+
+@pytest.mark.parametrize(
+    ("family", "host"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]
+)
+def test_connect_carries_the_destination(family: socket.AddressFamily, host: str) -> None:
+    seen: list[RuntimeEvent] = []
+    probe = ProcessProbe(seen.append)
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as server:
+            server.bind((host, 0))
+            server.listen()
+            port = server.getsockname()[1]
+            with socket.create_connection((host, port)):
+                pass
+        drain(probe)
+    finally:
+        probe.close()
+    mine = [e for e in seen if e.type == "connect" and e.dest_port == port]
+    assert len(mine) == 1
+    assert mine[0].dest_ip == host and mine[0].pid == os.getpid() and mine[0].container_id == "host"
+
+
+def test_socket_duplicated_onto_stdout_is_reported_and_a_file_is_not() -> None:
+    program = (
+        "import os, socket, sys\n"
+        "server = socket.socket(); server.bind(('127.0.0.1', 0)); server.listen()\n"
+        "client = socket.create_connection(server.getsockname())\n"
+        "log = open('/dev/null', 'w')\n"
+        "os.dup2(log.fileno(), 2)\n"  # a file onto stderr: not a reverse shell
+        "os.dup2(client.fileno(), 1)\n"  # a socket onto stdout: the mark of one
+    )
+    seen: list[RuntimeEvent] = []
+    probe = ProcessProbe(seen.append)
+    try:
+        child = subprocess.run([sys.executable, "-c", program], check=True)
+        drain(probe)
+    finally:
+        probe.close()
+    assert child.returncode == 0
+    dups = [e for e in seen if e.type == "dup_socket" and e.comm.startswith("python")]
+    assert [e.newfd for e in dups] == [1]
+    assert dups[0].fd > 2
