@@ -5,6 +5,7 @@
 
 #define GARRISON_COMM_LEN 16
 #define GARRISON_PATH_LEN 256
+#define GARRISON_PREFIX_LEN 64     /* watched path prefixes: up to 63 bytes compared */
 #define GARRISON_ARGS_LEN 512 /* a power of two; exec.bpf.c masks with 511 */
 
 enum garrison_event_type {
@@ -13,6 +14,7 @@ enum garrison_event_type {
 	GARRISON_EVENT_EXIT = 3,
 	GARRISON_EVENT_CONNECT = 4,
 	GARRISON_EVENT_DUP_SOCKET = 5,
+	GARRISON_EVENT_OPEN = 6,
 };
 
 /* garrison_exec_event.flags */
@@ -64,6 +66,26 @@ struct garrison_net_event {
 	__u64 cgroup_id;
 	__u8 addr[16];       /* CONNECT: 4 bytes for IPv4, 16 for IPv6, network order */
 	char comm[GARRISON_COMM_LEN];
+};
+
+/* the key of the watched-paths LPM trie: prefixlen in bits, then the path bytes */
+struct garrison_path_key {
+	__u32 prefixlen;
+	char path[GARRISON_PREFIX_LEN];
+};
+
+/* an open of a watched path */
+struct garrison_file_event {
+	__u32 type;          /* GARRISON_EVENT_OPEN */
+	__u32 pid;
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 flags;         /* open(2) flags: O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, ... */
+	__u64 time_ns;
+	__u64 cgroup_id;
+	char comm[GARRISON_COMM_LEN];
+	char path[GARRISON_PATH_LEN];
 };
 
 #endif

@@ -34,6 +34,7 @@ def _image(lower: Path) -> None:
     shutil.copy2(busybox, lower / "bin" / "busybox")
     for applet in APPLETS:
         (lower / "bin" / applet).symlink_to("busybox")
+    (lower / "etc" / "shadow").write_text("root:*:19000:0:99999:7:::\n")
 
 
 @contextmanager

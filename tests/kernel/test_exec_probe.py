@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from garrison.events.runtime import RuntimeEvent
-from garrison.sensor.probe import NET_OBJECT, OBJECT_DIR, PROCESS_OBJECT, ProcessProbe
+from garrison.sensor.probe import FILE_OBJECT, NET_OBJECT, OBJECT_DIR, PROCESS_OBJECT, ProcessProbe
 from garrison.sensor.wire import WIRE_STRUCTS
 
 pytestmark = pytest.mark.kernel
@@ -106,7 +106,11 @@ def btf_layout(obj: Path, struct: str) -> tuple[int, dict[str, int]]:
 
 def test_wire_format_matches_the_compiled_object() -> None:
     """The Python mirror of kernel/include/garrison_events.h agrees with the object's BTF."""
-    homes = {"garrison_net_event": NET_OBJECT}
+    homes = {
+        "garrison_net_event": NET_OBJECT,
+        "garrison_file_event": FILE_OBJECT,
+        "garrison_path_key": FILE_OBJECT,
+    }
     for name, mirror in WIRE_STRUCTS.items():
         size, offsets = btf_layout(OBJECT_DIR / homes.get(name, PROCESS_OBJECT), name)
         import ctypes

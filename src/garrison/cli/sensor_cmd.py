@@ -14,7 +14,7 @@ import msgspec
 from garrison.events.errors import GarrisonError
 from garrison.events.runtime import RuntimeEvent
 from garrison.sensor.preflight import check
-from garrison.sensor.probe import OBJECT_DIR, PROCESS_OBJECT, ProcessProbe
+from garrison.sensor.probe import DEFAULT_WATCHED_PATHS, OBJECT_DIR, PROCESS_OBJECT, ProcessProbe
 
 
 def register(commands: Any, name: str) -> None:
@@ -24,6 +24,13 @@ def register(commands: Any, name: str) -> None:
     parser.add_argument("--duration", type=float, default=0.0, help="seconds; 0 runs until Ctrl-C")
     parser.add_argument(
         "--objects", default=str(OBJECT_DIR), help="directory of compiled BPF objects"
+    )
+    parser.add_argument(
+        "--watch-path",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="also report opens of paths starting with PREFIX (repeat)",
     )
     parser.set_defaults(run=run_sensor)
 
@@ -42,7 +49,7 @@ def run_sensor(args: argparse.Namespace) -> int:
         out.write(encoder.encode(event) + b"\n")
 
     try:
-        probe = ProcessProbe(emit, objects)
+        probe = ProcessProbe(emit, objects, (*DEFAULT_WATCHED_PATHS, *args.watch_path))
     except GarrisonError as exc:
         print(f"error: cannot start the exec probe: {exc}", file=sys.stderr)
         return 1

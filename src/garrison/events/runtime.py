@@ -30,3 +30,5 @@ class RuntimeEvent(msgspec.Struct, kw_only=True):
     newfd: int = -1  # dup_socket: 0, 1 or 2
     dest_ip: str = ""  # connect: Falco's fd.sip for outbound connections
     dest_port: int = 0  # connect: Falco's fd.sport
+    path: str = ""  # open: the path as the process gave it (absolute)
+    open_flags: int = 0  # open: open(2) flags

@@ -19,19 +19,41 @@ from garrison.sensor.wire import (
     EVENT_EXEC,
     EVENT_EXIT,
     EVENT_FORK,
+    EVENT_OPEN,
     EXE_MEMFD,
     EXE_UPPER_LAYER,
+    PREFIX_LEN,
     ExecEvent,
+    FileEvent,
     NetEvent,
+    PathKey,
     TaskEvent,
 )
 
 OBJECT_DIR = Path(__file__).resolve().parents[3] / "build" / "kernel"
 PROCESS_OBJECT = "process.bpf.o"
 NET_OBJECT = "net.bpf.o"
+FILE_OBJECT = "file.bpf.o"
+# sensitive paths watched by default (prefixes; matched in the kernel on absolute paths)
+DEFAULT_WATCHED_PATHS = (
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/sudoers",
+    "/etc/ld.so.preload",
+    "/etc/kubernetes/",
+    "/var/lib/kubelet/",
+    "/var/run/secrets/kubernetes.io/",
+    "/run/secrets/kubernetes.io/",
+    "/root/.ssh/",
+    "/etc/ssh/ssh_host_",
+    "/proc/sys/kernel/core_pattern",
+    "/var/run/docker.sock",
+    "/run/containerd/containerd.sock",
+)
 OBJECTS = (
     (PROCESS_OBJECT, (b"handle_exec", b"handle_fork", b"handle_exit"), b"events", b"drops"),
     (NET_OBJECT, (b"handle_connect", b"handle_dup2", b"handle_dup3"), b"net_events", b"net_drops"),
+    (FILE_OBJECT, (b"handle_openat", b"handle_open"), b"file_events", b"file_drops"),
 )
 
 
@@ -151,11 +173,51 @@ def decode_net(
     )
 
 
+def decode_file(
+    data: bytes, offset: float, cgroups: CgroupResolver | None, tree: ProcessTree
+) -> RuntimeEvent | None:
+    if len(data) < ctypes.sizeof(FileEvent):
+        return None
+    raw = FileEvent.from_buffer_copy(data)
+    if raw.type != EVENT_OPEN:
+        return None
+    return RuntimeEvent(
+        type="open",
+        time=raw.time_ns / 1e9 + offset,
+        pid=raw.pid,
+        tid=raw.tid,
+        ppid=raw.ppid,
+        uid=raw.uid,
+        gid=-1,
+        comm=raw.comm.decode("utf-8", "replace"),
+        exe="",
+        args=[],
+        container_id=_container(raw.pid, raw.cgroup_id, cgroups),
+        ancestry=tree.ancestry(raw.ppid),
+        cgroup_id=raw.cgroup_id,
+        path=raw.path.decode("utf-8", "replace"),
+        open_flags=raw.flags,
+    )
+
+
+def path_key(prefix: str) -> PathKey:
+    """The LPM-trie key of a watched prefix.
+
+    The kernel reads a path into PREFIX_LEN bytes ending in a NUL, so at most PREFIX_LEN - 1
+    bytes of a prefix can be compared; longer prefixes are cut there.
+    """
+    data = prefix.encode()[: PREFIX_LEN - 1]
+    return PathKey(len(data) * 8, data)
+
+
 class ProcessProbe:
     """The process programs (exec, fork, exit) and their ring buffer. Close it to detach."""
 
     def __init__(
-        self, on_event: Callable[[RuntimeEvent], None], object_dir: Path = OBJECT_DIR
+        self,
+        on_event: Callable[[RuntimeEvent], None],
+        object_dir: Path = OBJECT_DIR,
+        watched_paths: tuple[str, ...] = DEFAULT_WATCHED_PATHS,
     ) -> None:
         self.libbpf = Libbpf.load()
         self.on_event = on_event
@@ -171,12 +233,14 @@ class ProcessProbe:
         self._callback = SampleFn(self._sample)  # kept alive as long as the ring buffer
         try:
             for object_name, programs, events_map, drops_map in OBJECTS:
-                self._load(object_dir / object_name, programs, events_map, drops_map)
+                obj = self._load(object_dir / object_name, programs, events_map, drops_map)
+                if object_name == FILE_OBJECT:
+                    self._watch(obj, watched_paths)
         except BaseException:
             self.close()
             raise
 
-    def _load(self, path: Path, programs: tuple[bytes, ...], events: bytes, drops: bytes) -> None:
+    def _load(self, path: Path, programs: tuple[bytes, ...], events: bytes, drops: bytes) -> int:
         lib = self.libbpf.lib
         ptr, rc = self.libbpf.check_ptr, self.libbpf.check_rc
         obj = ptr("bpf_object__open_file", lib.bpf_object__open_file(str(path).encode(), None))
@@ -194,6 +258,18 @@ class ProcessProbe:
             )
         else:
             rc("ring_buffer__add", lib.ring_buffer__add(self._rb, events_fd, self._callback, None))
+        return int(obj)
+
+    def _watch(self, obj: int, prefixes: tuple[str, ...]) -> None:
+        lib = self.libbpf.lib
+        fd = self.libbpf.check_rc(
+            "find map watched_paths", lib.bpf_object__find_map_fd_by_name(obj, b"watched_paths")
+        )
+        one = ctypes.c_uint8(1)
+        for prefix in prefixes:
+            key = path_key(prefix)
+            updated = lib.bpf_map_update_elem(fd, ctypes.byref(key), ctypes.byref(one), 0)
+            self.libbpf.check_rc(f"watch {prefix}", updated)
 
     def _sample(self, ctx: int, data: int, size: int) -> int:
         raw = ctypes.string_at(data, size)
@@ -202,6 +278,8 @@ class ProcessProbe:
             event = decode_exec(raw, self.offset, self.cgroups, self.tree)
         elif kind in (EVENT_CONNECT, EVENT_DUP_SOCKET):
             event = decode_net(raw, self.offset, self.cgroups, self.tree)
+        elif kind == EVENT_OPEN:
+            event = decode_file(raw, self.offset, self.cgroups, self.tree)
         else:
             event = decode_task(raw, self.offset, self.cgroups, self.tree)
         if event is not None:

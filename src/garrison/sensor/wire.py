@@ -9,12 +9,14 @@ import ctypes
 
 COMM_LEN = 16
 PATH_LEN = 256
+PREFIX_LEN = 64
 ARGS_LEN = 512
 EVENT_EXEC = 1
 EVENT_FORK = 2
 EVENT_EXIT = 3
 EVENT_CONNECT = 4
 EVENT_DUP_SOCKET = 5
+EVENT_OPEN = 6
 EXE_OVERLAY = 0x1
 EXE_UPPER_LAYER = 0x2
 EXE_MEMFD = 0x4
@@ -70,7 +72,28 @@ class NetEvent(ctypes.Structure):
     ]
 
 
+class PathKey(ctypes.Structure):
+    _fields_ = [("prefixlen", ctypes.c_uint32), ("path", ctypes.c_char * PREFIX_LEN)]
+
+
+class FileEvent(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("pid", ctypes.c_uint32),
+        ("tid", ctypes.c_uint32),
+        ("ppid", ctypes.c_uint32),
+        ("uid", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("time_ns", ctypes.c_uint64),
+        ("cgroup_id", ctypes.c_uint64),
+        ("comm", ctypes.c_char * COMM_LEN),
+        ("path", ctypes.c_char * PATH_LEN),
+    ]
+
+
 WIRE_STRUCTS = {
+    "garrison_path_key": PathKey,
+    "garrison_file_event": FileEvent,
     "garrison_exec_event": ExecEvent,
     "garrison_task_event": TaskEvent,
     "garrison_net_event": NetEvent,

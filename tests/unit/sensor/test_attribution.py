@@ -64,3 +64,13 @@ def test_cgroup_ids_resolve_through_directory_inodes(tmp_path: Path) -> None:
     (tmp_path / "late-container").mkdir()  # created after the first scan: a new id rescans
     assert resolver.container(os.stat(tmp_path / "late-container").st_ino) == "late-container"
     assert resolver.container(987654321) is None  # unknown, and not rescanned again at once
+
+
+def test_watched_prefix_keys_fit_the_kernel_buffer() -> None:
+    from garrison.sensor.probe import path_key
+    from garrison.sensor.wire import PREFIX_LEN
+
+    assert path_key("/etc/shadow").prefixlen == len("/etc/shadow") * 8
+    long = "/" + "x" * 200
+    key = path_key(long)
+    assert key.prefixlen == (PREFIX_LEN - 1) * 8 and key.path == long[: PREFIX_LEN - 1].encode()

@@ -1,0 +1,63 @@
+"""Opens of watched paths, filtered in the kernel by an LPM trie of prefixes."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from garrison.events.runtime import RuntimeEvent
+from garrison.sensor.probe import DEFAULT_WATCHED_PATHS, ProcessProbe
+
+pytestmark = pytest.mark.kernel
+
+if os.geteuid() != 0:
+    pytest.skip("kernel tests need root (CI runs them as root)", allow_module_level=True)
+
+
+def drain(probe: ProcessProbe, seconds: float = 0.6) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        probe.poll(50)
+
+
+def test_watched_paths_are_reported_with_flags_and_others_never_leave_the_kernel(
+    tmp_path: Path,
+) -> None:
+    watched = tmp_path / "secrets"
+    watched.mkdir()
+    quiet = tmp_path / "public.txt"
+    quiet.write_text("nothing to see")
+    seen: list[RuntimeEvent] = []
+    probe = ProcessProbe(seen.append, watched_paths=(*DEFAULT_WATCHED_PATHS, f"{watched}/"))
+    try:
+        (watched / "token").write_text("s3cr3t")  # O_WRONLY|O_CREAT|O_TRUNC
+        (watched / "token").read_text()
+        quiet.read_text()
+        drain(probe)
+    finally:
+        probe.close()
+    opens = [e for e in seen if e.type == "open" and e.pid == os.getpid()]
+    paths = [(e.path, e.open_flags & os.O_ACCMODE) for e in opens]
+    assert (f"{watched}/token", os.O_WRONLY) in paths
+    assert (f"{watched}/token", os.O_RDONLY) in paths
+    assert all(e.path != str(quiet) for e in opens)
+    written = next(e for e in opens if e.open_flags & os.O_ACCMODE == os.O_WRONLY)
+    assert written.open_flags & os.O_CREAT and written.open_flags & os.O_TRUNC
+
+
+def test_shadow_read_inside_a_container(tmp_path: Path) -> None:
+    from tests.kernel.containers import run, runc_bundle
+    from tests.kernel.test_containers import Collector
+
+    name = f"garrison-file-{os.getpid()}"
+    with runc_bundle(tmp_path, name) as bundle, Collector() as collected:
+        result = run(
+            bundle, "/bin/sh", "-c", "/bin/cat /etc/shadow; /bin/cat /etc/hostname; /bin/sleep 0.3"
+        )
+    assert "root:*" in result.stdout
+    opens = [e for e in collected.events if e.type == "open" and e.container_id == name]
+    assert [e.path for e in opens] == ["/etc/shadow"]
+    assert opens[0].comm == "cat" and opens[0].ancestry[0] == "sh"
