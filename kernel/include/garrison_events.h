@@ -15,6 +15,7 @@ enum garrison_event_type {
 	GARRISON_EVENT_CONNECT = 4,
 	GARRISON_EVENT_DUP_SOCKET = 5,
 	GARRISON_EVENT_OPEN = 6,
+	GARRISON_EVENT_SYSCALL = 7,
 };
 
 /* garrison_exec_event.flags */
@@ -86,6 +87,20 @@ struct garrison_file_event {
 	__u64 cgroup_id;
 	char comm[GARRISON_COMM_LEN];
 	char path[GARRISON_PATH_LEN];
+};
+
+/* a watched syscall was entered */
+struct garrison_syscall_event {
+	__u32 type;          /* GARRISON_EVENT_SYSCALL */
+	__u32 nr;            /* syscall number (x86_64) */
+	__u32 pid;
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u64 time_ns;
+	__u64 cgroup_id;
+	__u64 args[3];       /* the first three arguments */
+	char comm[GARRISON_COMM_LEN];
 };
 
 #endif

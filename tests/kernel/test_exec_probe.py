@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from garrison.events.runtime import RuntimeEvent
-from garrison.sensor.probe import FILE_OBJECT, NET_OBJECT, OBJECT_DIR, PROCESS_OBJECT, ProcessProbe
+from garrison.sensor.probe import (
+    FILE_OBJECT,
+    NET_OBJECT,
+    OBJECT_DIR,
+    PROCESS_OBJECT,
+    SYSCALL_OBJECT,
+    ProcessProbe,
+)
 from garrison.sensor.wire import WIRE_STRUCTS
 
 pytestmark = pytest.mark.kernel
@@ -110,6 +117,7 @@ def test_wire_format_matches_the_compiled_object() -> None:
         "garrison_net_event": NET_OBJECT,
         "garrison_file_event": FILE_OBJECT,
         "garrison_path_key": FILE_OBJECT,
+        "garrison_syscall_event": SYSCALL_OBJECT,
     }
     for name, mirror in WIRE_STRUCTS.items():
         size, offsets = btf_layout(OBJECT_DIR / homes.get(name, PROCESS_OBJECT), name)

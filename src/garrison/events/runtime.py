@@ -32,3 +32,5 @@ class RuntimeEvent(msgspec.Struct, kw_only=True):
     dest_port: int = 0  # connect: Falco's fd.sport
     path: str = ""  # open: the path as the process gave it (absolute)
     open_flags: int = 0  # open: open(2) flags
+    syscall: str = ""  # syscall: its name (ptrace, setuid, unshare, mount, init_module, ...)
+    syscall_args: list[int] = msgspec.field(default_factory=list)  # syscall: first three

@@ -12,6 +12,8 @@ from garrison.events.runtime import RuntimeEvent
 from garrison.sensor.attribution import CgroupResolver, container_of
 from garrison.sensor.libbpf import Libbpf, SampleFn
 from garrison.sensor.process_tree import ProcessTree
+from garrison.sensor.syscalls import WATCHED_SYSCALLS
+from garrison.sensor.syscalls import supported as syscalls_supported
 from garrison.sensor.wire import (
     ARGS_LEN,
     EVENT_CONNECT,
@@ -20,6 +22,7 @@ from garrison.sensor.wire import (
     EVENT_EXIT,
     EVENT_FORK,
     EVENT_OPEN,
+    EVENT_SYSCALL,
     EXE_MEMFD,
     EXE_UPPER_LAYER,
     PREFIX_LEN,
@@ -27,6 +30,7 @@ from garrison.sensor.wire import (
     FileEvent,
     NetEvent,
     PathKey,
+    SyscallEvent,
     TaskEvent,
 )
 
@@ -34,6 +38,7 @@ OBJECT_DIR = Path(__file__).resolve().parents[3] / "build" / "kernel"
 PROCESS_OBJECT = "process.bpf.o"
 NET_OBJECT = "net.bpf.o"
 FILE_OBJECT = "file.bpf.o"
+SYSCALL_OBJECT = "syscalls.bpf.o"
 # sensitive paths watched by default (prefixes; matched in the kernel on absolute paths)
 DEFAULT_WATCHED_PATHS = (
     "/etc/shadow",
@@ -54,6 +59,7 @@ OBJECTS = (
     (PROCESS_OBJECT, (b"handle_exec", b"handle_fork", b"handle_exit"), b"events", b"drops"),
     (NET_OBJECT, (b"handle_connect", b"handle_dup2", b"handle_dup3"), b"net_events", b"net_drops"),
     (FILE_OBJECT, (b"handle_openat", b"handle_open"), b"file_events", b"file_drops"),
+    (SYSCALL_OBJECT, (b"handle_sys_enter",), b"syscall_events", b"syscall_drops"),
 )
 
 
@@ -200,6 +206,34 @@ def decode_file(
     )
 
 
+def decode_syscall(
+    data: bytes, offset: float, cgroups: CgroupResolver | None, tree: ProcessTree
+) -> RuntimeEvent | None:
+    if len(data) < ctypes.sizeof(SyscallEvent):
+        return None
+    raw = SyscallEvent.from_buffer_copy(data)
+    name = WATCHED_SYSCALLS.get(raw.nr)
+    if raw.type != EVENT_SYSCALL or name is None:
+        return None
+    return RuntimeEvent(
+        type="syscall",
+        time=raw.time_ns / 1e9 + offset,
+        pid=raw.pid,
+        tid=raw.tid,
+        ppid=raw.ppid,
+        uid=raw.uid,
+        gid=-1,
+        comm=raw.comm.decode("utf-8", "replace"),
+        exe="",
+        args=[],
+        container_id=_container(raw.pid, raw.cgroup_id, cgroups),
+        ancestry=tree.ancestry(raw.ppid),
+        cgroup_id=raw.cgroup_id,
+        syscall=name,
+        syscall_args=list(raw.args),
+    )
+
+
 def path_key(prefix: str) -> PathKey:
     """The LPM-trie key of a watched prefix.
 
@@ -233,9 +267,13 @@ class ProcessProbe:
         self._callback = SampleFn(self._sample)  # kept alive as long as the ring buffer
         try:
             for object_name, programs, events_map, drops_map in OBJECTS:
+                if object_name == SYSCALL_OBJECT and not syscalls_supported():
+                    continue  # syscall numbers differ off x86_64: not watched there yet
                 obj = self._load(object_dir / object_name, programs, events_map, drops_map)
                 if object_name == FILE_OBJECT:
                     self._watch(obj, watched_paths)
+                elif object_name == SYSCALL_OBJECT:
+                    self._watch_syscalls(obj)
         except BaseException:
             self.close()
             raise
@@ -271,6 +309,18 @@ class ProcessProbe:
             updated = lib.bpf_map_update_elem(fd, ctypes.byref(key), ctypes.byref(one), 0)
             self.libbpf.check_rc(f"watch {prefix}", updated)
 
+    def _watch_syscalls(self, obj: int) -> None:
+        lib = self.libbpf.lib
+        fd = self.libbpf.check_rc(
+            "find map watched_syscalls",
+            lib.bpf_object__find_map_fd_by_name(obj, b"watched_syscalls"),
+        )
+        one = ctypes.c_uint8(1)
+        for nr in WATCHED_SYSCALLS:
+            key = ctypes.c_uint32(nr)
+            updated = lib.bpf_map_update_elem(fd, ctypes.byref(key), ctypes.byref(one), 0)
+            self.libbpf.check_rc(f"watch syscall {nr}", updated)
+
     def _sample(self, ctx: int, data: int, size: int) -> int:
         raw = ctypes.string_at(data, size)
         kind = int.from_bytes(raw[:4], "little")
@@ -280,6 +330,8 @@ class ProcessProbe:
             event = decode_net(raw, self.offset, self.cgroups, self.tree)
         elif kind == EVENT_OPEN:
             event = decode_file(raw, self.offset, self.cgroups, self.tree)
+        elif kind == EVENT_SYSCALL:
+            event = decode_syscall(raw, self.offset, self.cgroups, self.tree)
         else:
             event = decode_task(raw, self.offset, self.cgroups, self.tree)
         if event is not None:

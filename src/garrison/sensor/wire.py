@@ -17,6 +17,7 @@ EVENT_EXIT = 3
 EVENT_CONNECT = 4
 EVENT_DUP_SOCKET = 5
 EVENT_OPEN = 6
+EVENT_SYSCALL = 7
 EXE_OVERLAY = 0x1
 EXE_UPPER_LAYER = 0x2
 EXE_MEMFD = 0x4
@@ -91,7 +92,23 @@ class FileEvent(ctypes.Structure):
     ]
 
 
+class SyscallEvent(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("nr", ctypes.c_uint32),
+        ("pid", ctypes.c_uint32),
+        ("tid", ctypes.c_uint32),
+        ("ppid", ctypes.c_uint32),
+        ("uid", ctypes.c_uint32),
+        ("time_ns", ctypes.c_uint64),
+        ("cgroup_id", ctypes.c_uint64),
+        ("args", ctypes.c_uint64 * 3),
+        ("comm", ctypes.c_char * COMM_LEN),
+    ]
+
+
 WIRE_STRUCTS = {
+    "garrison_syscall_event": SyscallEvent,
     "garrison_path_key": PathKey,
     "garrison_file_event": FileEvent,
     "garrison_exec_event": ExecEvent,
