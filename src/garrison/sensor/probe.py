@@ -6,7 +6,9 @@ import ctypes
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from garrison.events.runtime import RuntimeEvent
 from garrison.sensor.attribution import CgroupResolver, container_of
@@ -73,33 +75,47 @@ def _container(pid: int, cgroup_id: int, cgroups: CgroupResolver | None) -> str:
     return found if found is not None else container_of(pid)
 
 
-def decode_exec(
-    data: bytes, offset: float, cgroups: CgroupResolver | None, tree: ProcessTree
-) -> RuntimeEvent | None:
+@dataclass
+class Decoding:
+    """What decoding needs besides the bytes: clocks, cgroup names, the process tree."""
+
+    offset: float
+    cgroups: CgroupResolver | None
+    tree: ProcessTree
+
+    def event(self, raw: Any, kind: str, **fields: Any) -> RuntimeEvent:
+        """A RuntimeEvent with the fields every wire struct carries, plus ``fields``."""
+        common: dict[str, Any] = {
+            "type": kind,
+            "time": raw.time_ns / 1e9 + self.offset,
+            "pid": raw.pid,
+            "tid": getattr(raw, "tid", raw.pid),
+            "ppid": raw.ppid,
+            "uid": getattr(raw, "uid", -1),
+            "gid": getattr(raw, "gid", -1),
+            "comm": raw.comm.decode("utf-8", "replace"),
+            "exe": "",
+            "args": [],
+            "container_id": _container(raw.pid, raw.cgroup_id, self.cgroups),
+            "ancestry": self.tree.ancestry(raw.ppid),
+            "cgroup_id": raw.cgroup_id,
+        }
+        common.update(fields)
+        return RuntimeEvent(**common)
+
+
+def decode_exec(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
     if len(data) < ctypes.sizeof(ExecEvent):
         return None
     raw = ExecEvent.from_buffer_copy(data)
-    if raw.type != EVENT_EXEC:
-        return None
     start = ExecEvent.args.offset  # c_char arrays stop at a NUL: slice the raw bytes instead
     args_bytes = data[start : start + min(raw.args_len, ARGS_LEN)]
-    args = [a.decode("utf-8", "replace") for a in args_bytes.split(b"\0") if a]
-    comm = raw.comm.decode("utf-8", "replace")
-    tree.exec(raw.pid, raw.ppid, comm)
-    return RuntimeEvent(
-        type="exec",
-        time=raw.time_ns / 1e9 + offset,
-        pid=raw.pid,
-        tid=raw.tid,
-        ppid=raw.ppid,
-        uid=raw.uid,
-        gid=raw.gid,
-        comm=comm,
+    ctx.tree.exec(raw.pid, raw.ppid, raw.comm.decode("utf-8", "replace"))
+    return ctx.event(
+        raw,
+        "exec",
         exe=raw.filename.decode("utf-8", "replace"),
-        args=args,
-        container_id=_container(raw.pid, raw.cgroup_id, cgroups),
-        ancestry=tree.ancestry(raw.ppid),
-        cgroup_id=raw.cgroup_id,
+        args=[a.decode("utf-8", "replace") for a in args_bytes.split(b"\0") if a],
         cap_effective=raw.cap_effective,
         exe_ino=raw.exe_ino,
         exe_upper_layer=bool(raw.flags & EXE_UPPER_LAYER),
@@ -107,131 +123,62 @@ def decode_exec(
     )
 
 
-def decode_task(
-    data: bytes, offset: float, cgroups: CgroupResolver | None, tree: ProcessTree
-) -> RuntimeEvent | None:
+def decode_task(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
     """A fork (new process) or an exit: updates the tree, and is an event of its own."""
     if len(data) < ctypes.sizeof(TaskEvent):
         return None
     raw = TaskEvent.from_buffer_copy(data)
-    comm = raw.comm.decode("utf-8", "replace")
     if raw.type == EVENT_FORK:
-        tree.fork(raw.pid, raw.ppid, comm)
-        kind = "fork"
-    elif raw.type == EVENT_EXIT:
-        kind = "exit"
-    else:
-        return None
-    event = RuntimeEvent(
-        type=kind,
-        time=raw.time_ns / 1e9 + offset,
-        pid=raw.pid,
-        tid=raw.pid,
-        ppid=raw.ppid,
-        uid=-1,
-        gid=-1,
-        comm=comm,
-        exe="",
-        args=[],
-        container_id=_container(raw.pid, raw.cgroup_id, cgroups),
-        ancestry=tree.ancestry(raw.ppid),
-        cgroup_id=raw.cgroup_id,
-        exit_code=raw.exit_code if kind == "exit" else None,
-    )
-    if kind == "exit":
-        tree.exit(raw.pid)
+        ctx.tree.fork(raw.pid, raw.ppid, raw.comm.decode("utf-8", "replace"))
+        return ctx.event(raw, "fork")
+    event = ctx.event(raw, "exit", exit_code=raw.exit_code)
+    ctx.tree.exit(raw.pid)
     return event
 
 
-def decode_net(
-    data: bytes, offset: float, cgroups: CgroupResolver | None, tree: ProcessTree
-) -> RuntimeEvent | None:
+def decode_net(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
     if len(data) < ctypes.sizeof(NetEvent):
         return None
     raw = NetEvent.from_buffer_copy(data)
-    if raw.type == EVENT_CONNECT:
-        kind = "connect"
-        size = 4 if raw.family == socket.AF_INET else 16
-        family = socket.AF_INET if size == 4 else socket.AF_INET6
-        dest_ip = socket.inet_ntop(family, bytes(raw.addr)[:size])
-    elif raw.type == EVENT_DUP_SOCKET:
-        kind, dest_ip = "dup_socket", ""
-    else:
-        return None
-    return RuntimeEvent(
-        type=kind,
-        time=raw.time_ns / 1e9 + offset,
-        pid=raw.pid,
-        tid=raw.tid,
-        ppid=raw.ppid,
-        uid=raw.uid,
-        gid=-1,
-        comm=raw.comm.decode("utf-8", "replace"),
-        exe="",
-        args=[],
-        container_id=_container(raw.pid, raw.cgroup_id, cgroups),
-        ancestry=tree.ancestry(raw.ppid),
-        cgroup_id=raw.cgroup_id,
+    if raw.type == EVENT_DUP_SOCKET:
+        return ctx.event(raw, "dup_socket", fd=raw.fd, newfd=raw.newfd)
+    family = socket.AF_INET if raw.family == socket.AF_INET else socket.AF_INET6
+    size = 4 if family == socket.AF_INET else 16
+    return ctx.event(
+        raw,
+        "connect",
         fd=raw.fd,
-        newfd=raw.newfd if kind == "dup_socket" else -1,
-        dest_ip=dest_ip,
-        dest_port=raw.port if kind == "connect" else 0,
+        dest_ip=socket.inet_ntop(family, bytes(raw.addr)[:size]),
+        dest_port=raw.port,
     )
 
 
-def decode_file(
-    data: bytes, offset: float, cgroups: CgroupResolver | None, tree: ProcessTree
-) -> RuntimeEvent | None:
+def decode_file(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
     if len(data) < ctypes.sizeof(FileEvent):
         return None
     raw = FileEvent.from_buffer_copy(data)
-    if raw.type != EVENT_OPEN:
-        return None
-    return RuntimeEvent(
-        type="open",
-        time=raw.time_ns / 1e9 + offset,
-        pid=raw.pid,
-        tid=raw.tid,
-        ppid=raw.ppid,
-        uid=raw.uid,
-        gid=-1,
-        comm=raw.comm.decode("utf-8", "replace"),
-        exe="",
-        args=[],
-        container_id=_container(raw.pid, raw.cgroup_id, cgroups),
-        ancestry=tree.ancestry(raw.ppid),
-        cgroup_id=raw.cgroup_id,
-        path=raw.path.decode("utf-8", "replace"),
-        open_flags=raw.flags,
-    )
+    return ctx.event(raw, "open", path=raw.path.decode("utf-8", "replace"), open_flags=raw.flags)
 
 
-def decode_syscall(
-    data: bytes, offset: float, cgroups: CgroupResolver | None, tree: ProcessTree
-) -> RuntimeEvent | None:
+def decode_syscall(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
     if len(data) < ctypes.sizeof(SyscallEvent):
         return None
     raw = SyscallEvent.from_buffer_copy(data)
     name = WATCHED_SYSCALLS.get(raw.nr)
-    if raw.type != EVENT_SYSCALL or name is None:
+    if name is None:
         return None
-    return RuntimeEvent(
-        type="syscall",
-        time=raw.time_ns / 1e9 + offset,
-        pid=raw.pid,
-        tid=raw.tid,
-        ppid=raw.ppid,
-        uid=raw.uid,
-        gid=-1,
-        comm=raw.comm.decode("utf-8", "replace"),
-        exe="",
-        args=[],
-        container_id=_container(raw.pid, raw.cgroup_id, cgroups),
-        ancestry=tree.ancestry(raw.ppid),
-        cgroup_id=raw.cgroup_id,
-        syscall=name,
-        syscall_args=list(raw.args),
-    )
+    return ctx.event(raw, "syscall", syscall=name, syscall_args=list(raw.args))
+
+
+DECODERS: dict[int, Callable[[bytes, Decoding], RuntimeEvent | None]] = {
+    EVENT_EXEC: decode_exec,
+    EVENT_FORK: decode_task,
+    EVENT_EXIT: decode_task,
+    EVENT_CONNECT: decode_net,
+    EVENT_DUP_SOCKET: decode_net,
+    EVENT_OPEN: decode_file,
+    EVENT_SYSCALL: decode_syscall,
+}
 
 
 def path_key(prefix: str) -> PathKey:
@@ -260,6 +207,7 @@ class ProcessProbe:
         self.cgroups = CgroupResolver()
         self.tree = ProcessTree()
         self.tree.seed()
+        self.decoding = Decoding(self.offset, self.cgroups, self.tree)
         self._objects: list[int] = []
         self._rb: int | None = None
         self._links: list[int] = []
@@ -323,17 +271,8 @@ class ProcessProbe:
 
     def _sample(self, ctx: int, data: int, size: int) -> int:
         raw = ctypes.string_at(data, size)
-        kind = int.from_bytes(raw[:4], "little")
-        if kind == EVENT_EXEC:
-            event = decode_exec(raw, self.offset, self.cgroups, self.tree)
-        elif kind in (EVENT_CONNECT, EVENT_DUP_SOCKET):
-            event = decode_net(raw, self.offset, self.cgroups, self.tree)
-        elif kind == EVENT_OPEN:
-            event = decode_file(raw, self.offset, self.cgroups, self.tree)
-        elif kind == EVENT_SYSCALL:
-            event = decode_syscall(raw, self.offset, self.cgroups, self.tree)
-        else:
-            event = decode_task(raw, self.offset, self.cgroups, self.tree)
+        decode = DECODERS.get(int.from_bytes(raw[:4], "little"))
+        event = decode(raw, self.decoding) if decode is not None else None
         if event is not None:
             self.decoded += 1
             self.on_event(event)
