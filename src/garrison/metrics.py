@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -89,6 +90,18 @@ def ingest_metrics(registry: CollectorRegistry) -> IngestMetrics:
             "garrison_ingest_duplicates", "Envelopes already stored (retries)", registry=registry
         ),
     )
+
+
+def loopback_only(host: str) -> str | None:
+    """An error for a plain-HTTP metrics listener off loopback (TLS on every other hop)."""
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return f"metrics are served over plain HTTP: bind them to loopback, not {host}"
 
 
 def render(registry: CollectorRegistry) -> bytes:

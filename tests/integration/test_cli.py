@@ -321,3 +321,13 @@ def test_clusters_revoke(tmp_path: Path) -> None:
     assert run("clusters", "revoke", "edge", env=env).returncode == 0
     assert "revoked" in run("clusters", "list", env=env).stdout
     assert run("clusters", "revoke", "nope", env=env).returncode == 1
+
+
+def test_metrics_listeners_refuse_plain_http_off_loopback(tmp_path: Path) -> None:
+    env = {"GARRISON_HOME": str(tmp_path), "GARRISON_CLUSTER_TOKEN": "gct_x"}
+    publisher = run(
+        "publisher", "--url", "https://b", "--cluster", "c", "--metrics-host", "0.0.0.0", env=env  # noqa: S104
+    )
+    assert publisher.returncode == 2 and "plain HTTP" in publisher.stderr
+    sensor = run("sensor", "--metrics-port", "9465", "--metrics-host", "10.1.2.3", env=env)
+    assert sensor.returncode == 2 and "plain HTTP" in sensor.stderr

@@ -177,3 +177,38 @@ def test_fork_exec_exit_keep_the_tree_for_short_lived_chains() -> None:
     assert forks, "the fork of the outer shell is an event"
     exits = {e.pid: e.exit_code for e in seen if e.type == "exit"}
     assert exits.get(forks[0].pid) == 3 << 8  # as wait(2) reports it
+
+
+def test_sensor_serves_event_and_drop_metrics() -> None:
+    import socket as sockets
+    import urllib.request
+
+    with sockets.socket() as probe_port:
+        probe_port.bind(("127.0.0.1", 0))
+        port = probe_port.getsockname()[1]
+    sensor = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "garrison.cli",
+            "sensor",
+            "--duration",
+            "5",
+            "--metrics-port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(2.5)
+        subprocess.run(["/bin/true", "garrison-metrics-test"], check=True)
+        time.sleep(0.5)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    finally:
+        sensor.communicate(timeout=30)
+    assert re.search(r'garrison_sensor_events_total\{type="exec"\} [1-9]', text)
+    assert "garrison_sensor_kernel_drops 0.0" in text
+    assert re.search(r"garrison_sensor_processes [1-9]", text)

@@ -15,7 +15,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from garrison.cli.home import Home
-from garrison.metrics import render
+from garrison.metrics import loopback_only, render
 from garrison.publisher.metrics import publisher_metrics
 from garrison.publisher.outbox import Outbox, OutboxError
 from garrison.publisher.shipper import Shipper, ShipperConfig
@@ -60,6 +60,10 @@ def read_token(args: argparse.Namespace) -> str | None:
 def run_publisher(args: argparse.Namespace) -> int:
     if not args.url.startswith("https://"):
         print("error: --url must be https:// (tokens never travel in clear text)", file=sys.stderr)
+        return 2
+    refused = loopback_only(args.metrics_host) if args.metrics_port else None
+    if refused:
+        print(f"error: {refused}", file=sys.stderr)
         return 2
     token = read_token(args)
     if token is None and not args.client_cert:

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from garrison.events.errors import GarrisonError
 from garrison.events.runtime import RuntimeEvent
+from garrison.metrics import loopback_only
 from garrison.sensor.preflight import check
 from garrison.sensor.probe import DEFAULT_WATCHED_PATHS, OBJECT_DIR, PROCESS_OBJECT, ProcessProbe
 
@@ -32,10 +34,16 @@ def register(commands: Any, name: str) -> None:
         metavar="PREFIX",
         help="also report opens of paths starting with PREFIX (repeat)",
     )
+    parser.add_argument("--metrics-host", default="127.0.0.1")
+    parser.add_argument("--metrics-port", type=int, default=0, help="serve /metrics (0: off)")
     parser.set_defaults(run=run_sensor)
 
 
 def run_sensor(args: argparse.Namespace) -> int:
+    refused = loopback_only(args.metrics_host) if args.metrics_port else None
+    if refused:
+        print(f"error: {refused}", file=sys.stderr)
+        return 2
     objects = Path(args.objects)
     problems = check([objects / PROCESS_OBJECT])
     if problems:
@@ -45,7 +53,19 @@ def run_sensor(args: argparse.Namespace) -> int:
     encoder = msgspec.json.Encoder()
     out = sys.stdout.buffer
 
+    registry = CollectorRegistry()
+    events_total = Counter(
+        "garrison_sensor_events", "Events decoded, by type", ["type"], registry=registry
+    )
+    kernel_drops = Gauge(
+        "garrison_sensor_kernel_drops",
+        "Events the kernel could not queue (ring buffers full), summed over CPUs",
+        registry=registry,
+    )
+    tracked = Gauge("garrison_sensor_processes", "Processes in the process tree", registry=registry)
+
     def emit(event: RuntimeEvent) -> None:
+        events_total.labels(type=event.type).inc()
         out.write(encoder.encode(event) + b"\n")
 
     try:
@@ -61,11 +81,15 @@ def run_sensor(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    if args.metrics_port:
+        start_http_server(args.metrics_port, args.metrics_host, registry)
     deadline = time.monotonic() + args.duration if args.duration > 0 else None
     try:
         while not stopping and (deadline is None or time.monotonic() < deadline):
             probe.poll(100)
             out.flush()
+            kernel_drops.set(probe.drops())
+            tracked.set(len(probe.tree))
         probe.poll(0)
         out.flush()
     finally:
