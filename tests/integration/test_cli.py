@@ -325,8 +325,9 @@ def test_clusters_revoke(tmp_path: Path) -> None:
 
 def test_metrics_listeners_refuse_plain_http_off_loopback(tmp_path: Path) -> None:
     env = {"GARRISON_HOME": str(tmp_path), "GARRISON_CLUSTER_TOKEN": "gct_x"}
+    everywhere = "0.0.0.0"  # noqa: S104 - the address being refused
     publisher = run(
-        "publisher", "--url", "https://b", "--cluster", "c", "--metrics-host", "0.0.0.0", env=env  # noqa: S104
+        "publisher", "--url", "https://b", "--cluster", "c", "--metrics-host", everywhere, env=env
     )
     assert publisher.returncode == 2 and "plain HTTP" in publisher.stderr
     sensor = run("sensor", "--metrics-port", "9465", "--metrics-host", "10.1.2.3", env=env)
