@@ -29,6 +29,15 @@ if os.geteuid() != 0:
     pytest.skip("kernel tests need root (CI runs them as root)", allow_module_level=True)
 
 
+def wait_attached(sensor: subprocess.Popen[str]) -> None:
+    """Read the sensor's stderr until it says its programs are attached."""
+    assert sensor.stderr is not None
+    for line in sensor.stderr:
+        if "garrison sensor: attached" in line:
+            return
+    raise AssertionError("the sensor exited before attaching")
+
+
 def collect(probe: ProcessProbe, seen: list[RuntimeEvent], until: float = 2.0) -> None:
     deadline = time.monotonic() + until
     while time.monotonic() < deadline:
@@ -68,7 +77,7 @@ def test_sensor_command_prints_json_lines() -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(2.0)  # started and attached
+    wait_attached(sensor)
     subprocess.run(["/bin/true", "garrison-sensor-cli-test"], check=True)
     out, err = sensor.communicate(timeout=30)
     assert sensor.returncode == 0, err
@@ -202,7 +211,7 @@ def test_sensor_serves_event_and_drop_metrics() -> None:
         text=True,
     )
     try:
-        time.sleep(2.5)
+        wait_attached(sensor)
         subprocess.run(["/bin/true", "garrison-metrics-test"], check=True)
         time.sleep(0.5)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:

@@ -83,6 +83,7 @@ def run_sensor(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     if args.metrics_port:
         start_http_server(args.metrics_port, args.metrics_host, registry)
+    print("garrison sensor: attached", file=sys.stderr, flush=True)
     deadline = time.monotonic() + args.duration if args.duration > 0 else None
     try:
         while not stopping and (deadline is None or time.monotonic() < deadline):
