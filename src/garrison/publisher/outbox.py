@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from garrison.events.errors import GarrisonError
+from garrison.sqlite_tx import immediate
 
 log = logging.getLogger("garrison.publisher.outbox")
 
@@ -122,17 +123,12 @@ class Outbox:
         ]
         with self._lock:
             before = self._db.total_changes
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(self._db):
                 self._db.executemany(
                     "INSERT OR IGNORE INTO records(key, kind, keep, created, size, body) "
                     "VALUES (?,?,?,?,?,?)",
                     rows,
                 )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
             return self._db.total_changes - before
 
     # -- reading and acknowledging ----------------------------------------------------------
@@ -171,14 +167,8 @@ class Outbox:
     def ack(self, ids: Sequence[int]) -> None:
         if not ids:
             return
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany("DELETE FROM records WHERE id = ?", [(i,) for i in ids])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._lock, immediate(self._db):
+            self._db.executemany("DELETE FROM records WHERE id = ?", [(i,) for i in ids])
 
     # -- bounds -----------------------------------------------------------------------------
     def enforce(self, *, max_bytes: int, max_age_seconds: float) -> int:
@@ -188,36 +178,30 @@ class Outbox:
         the running total is kept in the file.
         """
         dropped = 0
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                cutoff = time.time() - max_age_seconds
-                cursor = self._db.execute(
-                    "DELETE FROM records WHERE keep = 0 AND created < ?", (cutoff,)
-                )
-                dropped += cursor.rowcount
-                (total,) = self._db.execute("SELECT coalesce(sum(size), 0) FROM records").fetchone()
-                excess = int(total) - max_bytes
-                while excess > 0:
-                    rows = self._db.execute(
-                        "SELECT id, size FROM records WHERE keep = 0 ORDER BY id LIMIT 1000"
-                    ).fetchall()
-                    if not rows:
+        with self._lock, immediate(self._db):
+            cutoff = time.time() - max_age_seconds
+            cursor = self._db.execute(
+                "DELETE FROM records WHERE keep = 0 AND created < ?", (cutoff,)
+            )
+            dropped += cursor.rowcount
+            (total,) = self._db.execute("SELECT coalesce(sum(size), 0) FROM records").fetchone()
+            excess = int(total) - max_bytes
+            while excess > 0:
+                rows = self._db.execute(
+                    "SELECT id, size FROM records WHERE keep = 0 ORDER BY id LIMIT 1000"
+                ).fetchall()
+                if not rows:
+                    break
+                victims = []
+                for row_id, size in rows:
+                    victims.append((row_id,))
+                    excess -= size
+                    if excess <= 0:
                         break
-                    victims = []
-                    for row_id, size in rows:
-                        victims.append((row_id,))
-                        excess -= size
-                        if excess <= 0:
-                            break
-                    self._db.executemany("DELETE FROM records WHERE id = ?", victims)
-                    dropped += len(victims)
-                if dropped:
-                    self._bump("dropped", dropped)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                self._db.executemany("DELETE FROM records WHERE id = ?", victims)
+                dropped += len(victims)
+            if dropped:
+                self._bump("dropped", dropped)
         return dropped
 
     def _bump(self, name: str, amount: int) -> None:

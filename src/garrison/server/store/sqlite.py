@@ -24,6 +24,7 @@ from garrison.server.store.base import (
     StoredEvent,
     StoreError,
 )
+from garrison.sqlite_tx import immediate
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -111,16 +112,11 @@ class SQLiteStore:
                 f"({len(MIGRATIONS)}); upgrade garrison"
             )
         for number in range(version, len(MIGRATIONS)):
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(self._db):
                 for statement in MIGRATIONS[number].split(";"):
                     if statement.strip():
                         self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version={number + 1}")
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
 
     @property
     def schema_version(self) -> int:
@@ -214,16 +210,11 @@ class SQLiteStore:
         ]
         with self._lock:
             before = self._db.total_changes
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(self._db):
                 self._db.executemany(
                     "INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?)",
                     rows,
                 )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
             return self._db.total_changes - before
 
     def count_events(self) -> int:
@@ -235,18 +226,12 @@ class SQLiteStore:
     def record_alerts(self, alerts: Sequence[Alert], window_seconds: float) -> RecordResult:
         """Store alerts, merging each into an active alert of the same key within the window."""
         new = merged = duplicate = 0
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for alert in alerts:
-                    outcome = self._record_one(alert, window_seconds)
-                    new += outcome == "new"
-                    merged += outcome == "merged"
-                    duplicate += outcome == "duplicate"
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._lock, immediate(self._db):
+            for alert in alerts:
+                outcome = self._record_one(alert, window_seconds)
+                new += outcome == "new"
+                merged += outcome == "merged"
+                duplicate += outcome == "duplicate"
         return RecordResult(new=new, merged=merged, duplicate=duplicate)
 
     def _record_one(self, alert: Alert, window: float) -> str:
