@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from garrison.cli.home import Home
@@ -32,60 +33,57 @@ def register(commands: Any, name: str) -> None:
     listing.set_defaults(run=list_clusters)
 
 
-def _store(args: argparse.Namespace) -> SQLiteStore:
-    home = Home.resolve(args.home)
-    home.ensure()
-    return SQLiteStore(args.db or home.db)
+def _with_store(args: argparse.Namespace, action: Callable[[SQLiteStore], str]) -> int:
+    """Open the store, do ``action``, print what it returns; a store error is one line."""
+    try:
+        home = Home.resolve(args.home)
+        home.ensure()
+        store = SQLiteStore(args.db or home.db)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        text = action(store)
+        if text:
+            print(text)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    return 0
 
 
 def add_cluster(args: argparse.Namespace) -> int:
-    try:
-        store = _store(args)
+    def add(store: SQLiteStore) -> str:
         record, token = store.add_cluster(args.name)
-    except StoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    store.close()
-    print(
-        f"# install values for cluster {record.name} ({record.id}); the token is shown once\n"
-        f"cluster: {record.name}\n"
-        f"backend:\n  url: {args.url}\n"
-        f"token: {token}"
-    )
-    return 0
+        return (
+            f"# install values for cluster {record.name} ({record.id}); the token is shown once\n"
+            f"cluster: {record.name}\n"
+            f"backend:\n  url: {args.url}\n"
+            f"token: {token}"
+        )
+
+    return _with_store(args, add)
 
 
 def revoke_cluster(args: argparse.Namespace) -> int:
-    try:
-        store = _store(args)
+    def revoke(store: SQLiteStore) -> str:
         store.revoke_cluster(args.name)
-    except StoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    store.close()
-    print(f"cluster {args.name}: token revoked (agents are refused; `rotate` issues a new one)")
-    return 0
+        return f"cluster {args.name}: token revoked (agents are refused; `rotate` issues a new one)"
+
+    return _with_store(args, revoke)
 
 
 def rotate_cluster(args: argparse.Namespace) -> int:
-    try:
-        store = _store(args)
-        token = store.rotate_cluster_token(args.name)
-    except StoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    store.close()
-    print(f"token: {token}")
-    return 0
+    return _with_store(args, lambda store: f"token: {store.rotate_cluster_token(args.name)}")
 
 
 def list_clusters(args: argparse.Namespace) -> int:
-    try:
-        store = _store(args)
-    except StoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for record in store.list_clusters():
-        print(f"{record.name}\t{record.id}\t{'revoked' if record.revoked else 'active'}")
-    store.close()
-    return 0
+    def listing(store: SQLiteStore) -> str:
+        return "\n".join(
+            f"{r.name}\t{r.id}\t{'revoked' if r.revoked else 'active'}"
+            for r in store.list_clusters()
+        )
+
+    return _with_store(args, listing)
