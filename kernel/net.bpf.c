@@ -54,6 +54,23 @@ static __always_inline struct garrison_net_event *reserve(__u32 type)
 	return event;
 }
 
+/* The socket behind descriptor ``fd`` of the current task, or NULL. */
+static __always_inline struct socket *fd_socket(int fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = 0;
+
+	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) < 0 || !file)
+		return 0;
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return 0;
+	return BPF_CORE_READ(file, private_data);
+}
+
 SEC("tp/syscalls/sys_enter_connect")
 int handle_connect(struct trace_event_raw_sys_enter *ctx)
 {
@@ -70,6 +87,12 @@ int handle_connect(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	event->fd = (__s32)ctx->args[0];
 	event->family = family;
+	{
+		struct socket *sock = fd_socket(event->fd);
+
+		if (sock)
+			event->sock_type = BPF_CORE_READ(sock, type);
+	}
 	if (family == AF_INET) {
 		struct sockaddr_in in4 = {};
 
@@ -87,34 +110,36 @@ int handle_connect(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-/* Is descriptor ``fd`` of the current task a socket? */
-static __always_inline bool fd_is_socket(int fd)
-{
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *file = 0;
-
-	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
-		return false;
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) < 0 || !file)
-		return false;
-	return (BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) == S_IFSOCK;
-}
-
 static __always_inline int on_dup(struct trace_event_raw_sys_enter *ctx)
 {
 	int oldfd = (int)ctx->args[0];
 	int newfd = (int)ctx->args[1];
 	struct garrison_net_event *event;
+	struct socket *sock;
+	struct sock *sk;
 
-	if (newfd < 0 || newfd > 2 || !fd_is_socket(oldfd))
+	if (newfd < 0 || newfd > 2)
+		return 0;
+	sock = fd_socket(oldfd);
+	if (!sock)
 		return 0;
 	event = reserve(GARRISON_EVENT_DUP_SOCKET);
 	if (!event)
 		return 0;
 	event->fd = oldfd;
 	event->newfd = newfd;
+	event->sock_type = BPF_CORE_READ(sock, type);
+	/* the peer of a connected socket: where the shell's input and output now go */
+	sk = BPF_CORE_READ(sock, sk);
+	event->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	event->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (event->family == AF_INET) {
+		__u32 daddr = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+
+		__builtin_memcpy(event->addr, &daddr, 4);
+	} else if (event->family == AF_INET6) {
+		BPF_CORE_READ_INTO(&event->addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
 	bpf_ringbuf_submit(event, 0);
 	return 0;
 }

@@ -49,6 +49,19 @@ static __always_inline __u32 exe_flags(struct file *exe, struct inode *inode)
 	return flags;
 }
 
+/* The controlling terminal as tty_nr in /proc/<pid>/stat encodes it (0: none). */
+static __always_inline __u32 tty_nr(struct task_struct *task)
+{
+	struct tty_struct *tty = BPF_CORE_READ(task, signal, tty);
+	__u32 major, minor;
+
+	if (!tty)
+		return 0;
+	major = BPF_CORE_READ(tty, driver, major);
+	minor = BPF_CORE_READ(tty, driver, minor_start) + BPF_CORE_READ(tty, index);
+	return (minor & 0xff) | (major << 8) | ((minor & ~0xffU) << 12);
+}
+
 static __always_inline void count_drop(void)
 {
 	__u32 zero = 0;
@@ -89,6 +102,10 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 		event->exe_ino = BPF_CORE_READ(inode, i_ino);
 		event->flags = exe_flags(exe, inode);
 	}
+	event->tty = tty_nr(task);
+	event->loginuid = (__u32)-1;
+	if (bpf_core_field_exists(task->loginuid))
+		event->loginuid = BPF_CORE_READ(task, loginuid.val);
 	bpf_get_current_comm(event->comm, sizeof(event->comm));
 
 	filename_loc = ctx->__data_loc_filename & 0xFFFF;

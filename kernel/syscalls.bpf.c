@@ -12,6 +12,8 @@ char LICENSE[] SEC("license") = "GPL";
 const struct garrison_syscall_event *garrison_syscall_event_btf __attribute__((unused));
 
 #define MAX_SYSCALL_NR 512
+#define SYS_SOCKET 41 /* x86_64 */
+#define AF_PACKET 17
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -46,6 +48,9 @@ int handle_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	watched = bpf_map_lookup_elem(&watched_syscalls, &nr);
 	if (!watched || !*watched)
 		return 0;
+	/* socket(2) is busy: only packet sockets (sniffing, ARP spoofing) are reported */
+	if (nr == SYS_SOCKET && BPF_CORE_READ(regs, di) != AF_PACKET)
+		return 0;
 	event = bpf_ringbuf_reserve(&syscall_events, sizeof(*event), 0);
 	if (!event) {
 		__u64 *drops = bpf_map_lookup_elem(&syscall_drops, &zero);
@@ -63,6 +68,7 @@ int handle_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	event->uid = (__u32)bpf_get_current_uid_gid();
 	event->time_ns = bpf_ktime_get_boot_ns();
 	event->cgroup_id = bpf_get_current_cgroup_id();
+	event->cap_effective = BPF_CORE_READ(task, cred, cap_effective.val);
 	/* the first three arguments (x86_64 calling convention for syscalls) */
 	event->args[0] = BPF_CORE_READ(regs, di);
 	event->args[1] = BPF_CORE_READ(regs, si);

@@ -36,6 +36,8 @@ struct garrison_exec_event {
 	__u64 exe_ino;       /* inode number of the executable */
 	__u32 args_len;      /* bytes of args used, NUL-separated */
 	__u32 flags;         /* GARRISON_EXE_* */
+	__u32 tty;           /* controlling terminal as /proc/<pid>/stat's tty_nr; 0: none */
+	__u32 loginuid;      /* audit login uid; 4294967295 when not from a login */
 	char comm[GARRISON_COMM_LEN];
 	char filename[GARRISON_PATH_LEN];
 	char args[GARRISON_ARGS_LEN];
@@ -61,7 +63,8 @@ struct garrison_net_event {
 	__u32 uid;
 	__s32 fd;            /* the socket */
 	__s32 newfd;         /* DUP_SOCKET: 0, 1 or 2 */
-	__u16 family;        /* CONNECT: AF_INET or AF_INET6 */
+	__u32 sock_type;     /* SOCK_STREAM (1), SOCK_DGRAM (2), ... of the socket; 0 unknown */
+	__u16 family;        /* AF_INET or AF_INET6 (DUP_SOCKET: of the duplicated socket) */
 	__u16 port;          /* CONNECT: host byte order */
 	__u64 time_ns;
 	__u64 cgroup_id;
@@ -75,7 +78,11 @@ struct garrison_path_key {
 	char path[GARRISON_PREFIX_LEN];
 };
 
-/* an open of a watched path */
+/* values of the watched-paths trie: which opens of a prefix are reported */
+#define GARRISON_WATCH_READ 0x1  /* opens for reading only */
+#define GARRISON_WATCH_WRITE 0x2 /* opens for writing, creating or truncating */
+
+/* an open of a watched path, reported when it returns */
 struct garrison_file_event {
 	__u32 type;          /* GARRISON_EVENT_OPEN */
 	__u32 pid;
@@ -83,8 +90,11 @@ struct garrison_file_event {
 	__u32 ppid;
 	__u32 uid;
 	__u32 flags;         /* open(2) flags: O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, ... */
+	__s32 ret;           /* the new descriptor, or -errno */
+	__u32 mode;          /* open(2) mode (permissions of a created file) */
 	__u64 time_ns;
 	__u64 cgroup_id;
+	__u64 cap_effective;
 	char comm[GARRISON_COMM_LEN];
 	char path[GARRISON_PATH_LEN];
 };
@@ -99,6 +109,7 @@ struct garrison_syscall_event {
 	__u32 uid;
 	__u64 time_ns;
 	__u64 cgroup_id;
+	__u64 cap_effective;
 	__u64 args[3];       /* the first three arguments */
 	char comm[GARRISON_COMM_LEN];
 };

@@ -47,7 +47,7 @@ def test_exec_inside_a_runc_container_is_attributed_to_it(tmp_path: Path) -> Non
     with runc_bundle(tmp_path, name) as bundle, Collector() as collected:
         result = run(bundle, "/bin/sh", "-c", "/bin/echo garrison-in-container; /bin/sleep 0.3")
     assert result.returncode == 0 and "garrison-in-container" in result.stdout
-    inside = [e for e in collected.events if "garrison-in-container" in e.args]
+    inside = [e for e in collected.events if e.type == "exec" and "garrison-in-container" in e.args]
     assert len(inside) == 1
     event = inside[0]
     assert event.container_id == name
@@ -71,8 +71,12 @@ def test_binary_written_after_start_is_flagged_upper_layer(tmp_path: Path) -> No
         )
     assert result.returncode == 0 and "garrison-drift" in result.stdout, result.stderr
     assert (bundle.upper / "tmp" / "busybox").exists()  # it lives in the container's own layer
-    drifted = [e for e in collected.events if e.exe == "/tmp/busybox"]
-    image = [e for e in collected.events if e.args == ["/bin/echo", "garrison-image"]]
+    drifted = [e for e in collected.events if e.type == "exec" and e.exe == "/tmp/busybox"]
+    image = [
+        e
+        for e in collected.events
+        if e.type == "exec" and e.args == ["/bin/echo", "garrison-image"]
+    ]
     assert len(drifted) == 1 and drifted[0].exe_upper_layer and drifted[0].container_id == name
     assert len(image) == 1 and not image[0].exe_upper_layer
     assert not drifted[0].exe_from_memfd
@@ -96,7 +100,7 @@ def test_fileless_execution_from_a_memfd_is_flagged() -> None:
         import time
 
         time.sleep(0.3)
-    fileless = [e for e in collected.events if "garrison-memfd-test" in e.args]
+    fileless = [e for e in collected.events if e.type == "exec" and "garrison-memfd-test" in e.args]
     assert len(fileless) == 1
     assert fileless[0].exe_from_memfd and not fileless[0].exe_upper_layer
     assert fileless[0].container_id == "host"

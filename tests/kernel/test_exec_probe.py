@@ -55,7 +55,7 @@ def test_exec_events_carry_pid_parent_args_and_attribution() -> None:
         collect(probe, seen, 1.0)
     finally:
         probe.close()
-    mine = [e for e in seen if "garrison-exec-test" in e.args]
+    mine = [e for e in seen if e.type == "exec" and "garrison-exec-test" in e.args]
     assert len(mine) == 1
     event = mine[0]
     assert event.pid == child.pid and event.ppid == os.getpid()
@@ -82,7 +82,7 @@ def test_sensor_command_prints_json_lines() -> None:
     out, err = sensor.communicate(timeout=30)
     assert sensor.returncode == 0, err
     events = [json.loads(line) for line in out.splitlines()]
-    mine = [e for e in events if "garrison-sensor-cli-test" in e["args"]]
+    mine = [e for e in events if e["type"] == "exec" and "garrison-sensor-cli-test" in e["args"]]
     assert len(mine) == 1
     for key in (
         "type",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from garrison.events.runtime import RuntimeEvent
-from garrison.sensor.probe import DEFAULT_WATCHED_PATHS, ProcessProbe
+from garrison.sensor.probe import DEFAULT_WATCHED_PATHS, READ_WRITE, ProcessProbe
+from garrison.sensor.wire import WATCH_WRITE
 
 pytestmark = pytest.mark.kernel
 
@@ -33,7 +35,9 @@ def test_watched_paths_are_reported_with_flags_and_others_never_leave_the_kernel
     quiet = root / "public.txt"
     quiet.write_text("nothing to see")
     seen: list[RuntimeEvent] = []
-    probe = ProcessProbe(seen.append, watched_paths=(*DEFAULT_WATCHED_PATHS, f"{watched}/"))
+    probe = ProcessProbe(
+        seen.append, watched_paths=(*DEFAULT_WATCHED_PATHS, (f"{watched}/", READ_WRITE))
+    )
     try:
         (watched / "token").write_text("s3cr3t")  # O_WRONLY|O_CREAT|O_TRUNC
         (watched / "token").read_text()
@@ -49,6 +53,35 @@ def test_watched_paths_are_reported_with_flags_and_others_never_leave_the_kernel
     assert all(e.path != str(quiet) for e in opens)
     written = next(e for e in opens if e.open_flags & os.O_ACCMODE == os.O_WRONLY)
     assert written.open_flags & os.O_CREAT and written.open_flags & os.O_TRUNC
+    assert written.fd >= 0 and written.res == written.fd  # reported on return, with the fd
+
+
+def test_write_only_prefixes_and_failed_opens() -> None:
+    root = Path(tempfile.mkdtemp(prefix="gw-", dir="/tmp"))
+    logs = root / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_text("line\n")
+    seen: list[RuntimeEvent] = []
+    probe = ProcessProbe(
+        seen.append,
+        watched_paths=((f"{logs}/", WATCH_WRITE), (f"{root}/secret", READ_WRITE)),
+    )
+    try:
+        (logs / "app.log").read_text()  # a read of a write-only prefix: stays in the kernel
+        with open(logs / "app.log", "w"):  # truncation: reported
+            pass
+        with pytest.raises(FileNotFoundError):
+            open(f"{root}/secret-missing").close()  # a failed attempt: reported with -ENOENT
+        drain(probe)
+    finally:
+        probe.close()
+        shutil.rmtree(root)
+    opens = [e for e in seen if e.type == "open" and e.pid == os.getpid()]
+    assert [(e.path, e.open_flags & os.O_ACCMODE) for e in opens if "logs" in e.path] == [
+        (f"{logs}/app.log", os.O_WRONLY)
+    ]
+    failed = [e for e in opens if e.path.endswith("secret-missing")]
+    assert len(failed) == 1 and failed[0].fd == -1 and failed[0].res == -errno.ENOENT
 
 
 def test_shadow_read_inside_a_container(tmp_path: Path) -> None:

@@ -16,7 +16,13 @@ from garrison.events.errors import GarrisonError
 from garrison.events.runtime import RuntimeEvent
 from garrison.metrics import loopback_only
 from garrison.sensor.preflight import check
-from garrison.sensor.probe import DEFAULT_WATCHED_PATHS, OBJECT_DIR, PROCESS_OBJECT, ProcessProbe
+from garrison.sensor.probe import (
+    DEFAULT_WATCHED_PATHS,
+    OBJECT_DIR,
+    PROCESS_OBJECT,
+    READ_WRITE,
+    ProcessProbe,
+)
 
 
 def register(commands: Any, name: str) -> None:
@@ -69,7 +75,9 @@ def run_sensor(args: argparse.Namespace) -> int:
         out.write(encoder.encode(event) + b"\n")
 
     try:
-        probe = ProcessProbe(emit, objects, (*DEFAULT_WATCHED_PATHS, *args.watch_path))
+        probe = ProcessProbe(
+            emit, objects, (*DEFAULT_WATCHED_PATHS, *((p, READ_WRITE) for p in args.watch_path))
+        )
     except GarrisonError as exc:
         print(f"error: cannot start the exec probe: {exc}", file=sys.stderr)
         return 1

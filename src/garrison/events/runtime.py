@@ -10,6 +10,7 @@ class RuntimeEvent(msgspec.Struct, kw_only=True):
 
     type: str
     time: float
+    seq: int = 0  # the sensor's own sequence number (Falco's evt.num), from 1
     pid: int
     tid: int
     ppid: int
@@ -19,18 +20,33 @@ class RuntimeEvent(msgspec.Struct, kw_only=True):
     exe: str
     args: list[str]
     container_id: str
-    ancestry: list[str]
+    ancestry: list[str]  # names of the parent, grandparent, ...
+    ancestry_exe: list[str] = msgspec.field(default_factory=list)  # their executables
+    parent_args: list[str] = msgspec.field(default_factory=list)  # the parent's argv
+    process_start: float = 0.0  # when the process was created (0: unknown)
+    tty: int = 0  # controlling terminal (tty_nr); 0: none
+    loginuid: int = -1  # audit login uid; -1: not from a login
     cgroup_id: int = 0
     cap_effective: int = 0
     exe_ino: int = 0
     exe_upper_layer: bool = False  # Falco's proc.is_exe_upper_layer: written after start
     exe_from_memfd: bool = False  # Falco's proc.is_exe_from_memfd: fileless execution
     exit_code: int | None = None  # exit events: the status as wait(2) reports it
-    fd: int = -1  # connect, dup_socket: the socket's descriptor
+    res: int = 0  # the syscall's result where known: a descriptor, 0, or -errno
+    fd: int = -1  # connect, dup_socket: the socket; open: the new descriptor (-1: failed)
     newfd: int = -1  # dup_socket: 0, 1 or 2
-    dest_ip: str = ""  # connect: Falco's fd.sip for outbound connections
-    dest_port: int = 0  # connect: Falco's fd.sport
+    sock_type: int = 0  # connect, dup_socket: SOCK_STREAM (1), SOCK_DGRAM (2); 0 unknown
+    dest_ip: str = ""  # connect: the server (Falco's fd.sip); dup_socket: the peer
+    dest_port: int = 0  # connect: Falco's fd.sport; dup_socket: the peer's port
     path: str = ""  # open: the path as the process gave it (absolute)
     open_flags: int = 0  # open: open(2) flags
+    open_mode: int = 0  # open: permissions of a created file
     syscall: str = ""  # syscall: its name (ptrace, setuid, unshare, mount, init_module, ...)
     syscall_args: list[int] = msgspec.field(default_factory=list)  # syscall: first three
+    # container and Kubernetes identity, where the sensor knows it
+    container_name: str = ""
+    image: str = ""
+    privileged: bool = False
+    pod: str = ""
+    namespace: str = ""
+    pod_labels: dict[str, str] = msgspec.field(default_factory=dict)

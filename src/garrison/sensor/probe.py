@@ -12,6 +12,7 @@ from typing import Any
 
 from garrison.events.runtime import RuntimeEvent
 from garrison.sensor.attribution import CgroupResolver, container_of
+from garrison.sensor.containers import ContainerMetadata
 from garrison.sensor.libbpf import Libbpf, SampleFn
 from garrison.sensor.process_tree import ProcessTree
 from garrison.sensor.syscalls import WATCHED_SYSCALLS
@@ -28,6 +29,8 @@ from garrison.sensor.wire import (
     EXE_MEMFD,
     EXE_UPPER_LAYER,
     PREFIX_LEN,
+    WATCH_READ,
+    WATCH_WRITE,
     ExecEvent,
     FileEvent,
     NetEvent,
@@ -41,26 +44,50 @@ PROCESS_OBJECT = "process.bpf.o"
 NET_OBJECT = "net.bpf.o"
 FILE_OBJECT = "file.bpf.o"
 SYSCALL_OBJECT = "syscalls.bpf.o"
-# sensitive paths watched by default (prefixes; matched in the kernel on absolute paths)
-DEFAULT_WATCHED_PATHS = (
-    "/etc/shadow",
-    "/etc/gshadow",
-    "/etc/sudoers",
-    "/etc/ld.so.preload",
-    "/etc/kubernetes/",
-    "/var/lib/kubelet/",
-    "/var/run/secrets/kubernetes.io/",
-    "/run/secrets/kubernetes.io/",
-    "/root/.ssh/",
-    "/etc/ssh/ssh_host_",
-    "/proc/sys/kernel/core_pattern",
-    "/var/run/docker.sock",
-    "/run/containerd/containerd.sock",
+# (prefix, what is reported): matched in the kernel on absolute paths. Secrets are watched
+# for reads and writes; directories whose reads are routine (/etc, binaries, logs, homes)
+# only for writes, so reading them costs one map lookup in the kernel and nothing more.
+READ_WRITE = WATCH_READ | WATCH_WRITE
+DEFAULT_WATCHED_PATHS: tuple[tuple[str, int], ...] = (
+    ("/etc/shadow", READ_WRITE),
+    ("/etc/gshadow", READ_WRITE),
+    ("/etc/sudoers", READ_WRITE),
+    ("/etc/ld.so.preload", READ_WRITE),
+    ("/etc/kubernetes/", READ_WRITE),
+    ("/var/lib/kubelet/", READ_WRITE),
+    ("/var/run/secrets/", READ_WRITE),
+    ("/run/secrets/", READ_WRITE),
+    ("/root/.ssh/", READ_WRITE),
+    ("/etc/ssh/ssh_host_", READ_WRITE),
+    ("/proc/sys/kernel/core_pattern", READ_WRITE),
+    ("/proc/sys/kernel/modprobe", READ_WRITE),
+    ("/proc/kcore", READ_WRITE),
+    ("/dev/mem", READ_WRITE),
+    ("/var/run/docker.sock", READ_WRITE),
+    ("/run/containerd/containerd.sock", READ_WRITE),
+    ("/etc/", WATCH_WRITE),
+    ("/bin/", WATCH_WRITE),
+    ("/sbin/", WATCH_WRITE),
+    ("/usr/bin/", WATCH_WRITE),
+    ("/usr/sbin/", WATCH_WRITE),
+    ("/usr/local/bin/", WATCH_WRITE),
+    ("/lib/", WATCH_WRITE),
+    ("/usr/lib/", WATCH_WRITE),
+    ("/dev/shm/", WATCH_WRITE),
+    ("/var/log/", WATCH_WRITE),
+    ("/root/", WATCH_WRITE),
+    ("/home/", WATCH_WRITE),
+    ("/sys/fs/cgroup/", WATCH_WRITE),
 )
 OBJECTS = (
     (PROCESS_OBJECT, (b"handle_exec", b"handle_fork", b"handle_exit"), b"events", b"drops"),
     (NET_OBJECT, (b"handle_connect", b"handle_dup2", b"handle_dup3"), b"net_events", b"net_drops"),
-    (FILE_OBJECT, (b"handle_openat", b"handle_open"), b"file_events", b"file_drops"),
+    (
+        FILE_OBJECT,
+        (b"handle_openat", b"handle_open", b"handle_openat_exit", b"handle_open_exit"),
+        b"file_events",
+        b"file_drops",
+    ),
     (SYSCALL_OBJECT, (b"handle_sys_enter",), b"syscall_events", b"syscall_drops"),
 )
 
@@ -82,24 +109,51 @@ class Decoding:
     offset: float
     cgroups: CgroupResolver | None
     tree: ProcessTree
+    containers: ContainerMetadata | None = None
+    seq: int = 0
 
     def event(self, raw: Any, kind: str, **fields: Any) -> RuntimeEvent:
-        """A RuntimeEvent with the fields every wire struct carries, plus ``fields``."""
+        """A RuntimeEvent with the fields every wire struct carries, plus ``fields``.
+
+        The process's image (exe, argv, terminal, ...) and its ancestors come from the
+        process tree; container identity from the runtime's state.
+        """
+        self.seq += 1
+        node = self.tree.get(raw.pid)
+        lineage = self.tree.lineage(raw.ppid)
+        container_id = _container(raw.pid, raw.cgroup_id, self.cgroups)
         common: dict[str, Any] = {
             "type": kind,
             "time": raw.time_ns / 1e9 + self.offset,
+            "seq": self.seq,
             "pid": raw.pid,
             "tid": getattr(raw, "tid", raw.pid),
             "ppid": raw.ppid,
             "uid": getattr(raw, "uid", -1),
             "gid": getattr(raw, "gid", -1),
             "comm": raw.comm.decode("utf-8", "replace"),
-            "exe": "",
-            "args": [],
-            "container_id": _container(raw.pid, raw.cgroup_id, self.cgroups),
-            "ancestry": self.tree.ancestry(raw.ppid),
+            "exe": node.exe if node is not None else "",
+            "args": list(node.args) if node is not None else [],
+            "container_id": container_id,
+            "ancestry": lineage.names,
+            "ancestry_exe": lineage.exes,
+            "parent_args": lineage.parent_args,
             "cgroup_id": raw.cgroup_id,
+            "cap_effective": getattr(raw, "cap_effective", 0),
         }
+        if node is not None:
+            common["tty"] = node.tty
+            common["loginuid"] = node.loginuid
+            common["process_start"] = node.start
+            common["exe_upper_layer"] = node.exe_upper_layer
+            common["exe_from_memfd"] = node.exe_from_memfd
+        info = self.containers.lookup(container_id) if self.containers is not None else None
+        if info is not None:
+            common["container_name"] = info.name
+            common["image"] = info.image
+            common["privileged"] = info.privileged
+            common["pod"] = info.pod
+            common["namespace"] = info.namespace
         common.update(fields)
         return RuntimeEvent(**common)
 
@@ -110,17 +164,18 @@ def decode_exec(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
     raw = ExecEvent.from_buffer_copy(data)
     start = ExecEvent.args.offset  # c_char arrays stop at a NUL: slice the raw bytes instead
     args_bytes = data[start : start + min(raw.args_len, ARGS_LEN)]
-    ctx.tree.exec(raw.pid, raw.ppid, raw.comm.decode("utf-8", "replace"))
-    return ctx.event(
-        raw,
-        "exec",
-        exe=raw.filename.decode("utf-8", "replace"),
-        args=[a.decode("utf-8", "replace") for a in args_bytes.split(b"\0") if a],
-        cap_effective=raw.cap_effective,
-        exe_ino=raw.exe_ino,
+    ctx.tree.exec(
+        raw.pid,
+        raw.ppid,
+        raw.comm.decode("utf-8", "replace"),
+        raw.filename.decode("utf-8", "replace"),
+        tuple(a.decode("utf-8", "replace") for a in args_bytes.split(b"\0") if a),
+        tty=raw.tty,
+        loginuid=-1 if raw.loginuid == 0xFFFFFFFF else raw.loginuid,
         exe_upper_layer=bool(raw.flags & EXE_UPPER_LAYER),
         exe_from_memfd=bool(raw.flags & EXE_MEMFD),
     )
+    return ctx.event(raw, "exec", exe_ino=raw.exe_ino)
 
 
 def decode_task(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
@@ -129,26 +184,35 @@ def decode_task(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
         return None
     raw = TaskEvent.from_buffer_copy(data)
     if raw.type == EVENT_FORK:
-        ctx.tree.fork(raw.pid, raw.ppid, raw.comm.decode("utf-8", "replace"))
+        comm = raw.comm.decode("utf-8", "replace")
+        ctx.tree.fork(raw.pid, raw.ppid, comm, raw.time_ns / 1e9 + ctx.offset)
         return ctx.event(raw, "fork")
     event = ctx.event(raw, "exit", exit_code=raw.exit_code)
     ctx.tree.exit(raw.pid)
     return event
 
 
+def _address(family: int, addr: Any) -> str:
+    if family == socket.AF_INET:
+        return socket.inet_ntop(socket.AF_INET, bytes(addr)[:4])
+    if family == socket.AF_INET6:
+        return socket.inet_ntop(socket.AF_INET6, bytes(addr)[:16])
+    return ""
+
+
 def decode_net(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
     if len(data) < ctypes.sizeof(NetEvent):
         return None
     raw = NetEvent.from_buffer_copy(data)
-    if raw.type == EVENT_DUP_SOCKET:
-        return ctx.event(raw, "dup_socket", fd=raw.fd, newfd=raw.newfd)
-    family = socket.AF_INET if raw.family == socket.AF_INET else socket.AF_INET6
-    size = 4 if family == socket.AF_INET else 16
+    kind = "dup_socket" if raw.type == EVENT_DUP_SOCKET else "connect"
     return ctx.event(
         raw,
-        "connect",
+        kind,
         fd=raw.fd,
-        dest_ip=socket.inet_ntop(family, bytes(raw.addr)[:size]),
+        newfd=raw.newfd if kind == "dup_socket" else -1,
+        res=raw.newfd if kind == "dup_socket" else 0,
+        sock_type=raw.sock_type,
+        dest_ip=_address(raw.family, raw.addr),
         dest_port=raw.port,
     )
 
@@ -157,7 +221,15 @@ def decode_file(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
     if len(data) < ctypes.sizeof(FileEvent):
         return None
     raw = FileEvent.from_buffer_copy(data)
-    return ctx.event(raw, "open", path=raw.path.decode("utf-8", "replace"), open_flags=raw.flags)
+    return ctx.event(
+        raw,
+        "open",
+        path=raw.path.decode("utf-8", "replace"),
+        open_flags=raw.flags,
+        open_mode=raw.mode,
+        res=raw.ret,
+        fd=raw.ret if raw.ret >= 0 else -1,
+    )
 
 
 def decode_syscall(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
@@ -198,7 +270,7 @@ class ProcessProbe:
         self,
         on_event: Callable[[RuntimeEvent], None],
         object_dir: Path = OBJECT_DIR,
-        watched_paths: tuple[str, ...] = DEFAULT_WATCHED_PATHS,
+        watched_paths: tuple[tuple[str, int], ...] = DEFAULT_WATCHED_PATHS,
     ) -> None:
         self.libbpf = Libbpf.load()
         self.on_event = on_event
@@ -207,7 +279,7 @@ class ProcessProbe:
         self.cgroups = CgroupResolver()
         self.tree = ProcessTree()
         self.tree.seed()
-        self.decoding = Decoding(self.offset, self.cgroups, self.tree)
+        self.decoding = Decoding(self.offset, self.cgroups, self.tree, ContainerMetadata())
         self._objects: list[int] = []
         self._rb: int | None = None
         self._links: list[int] = []
@@ -246,15 +318,15 @@ class ProcessProbe:
             rc("ring_buffer__add", lib.ring_buffer__add(self._rb, events_fd, self._callback, None))
         return int(obj)
 
-    def _watch(self, obj: int, prefixes: tuple[str, ...]) -> None:
+    def _watch(self, obj: int, prefixes: tuple[tuple[str, int], ...]) -> None:
         lib = self.libbpf.lib
         fd = self.libbpf.check_rc(
             "find map watched_paths", lib.bpf_object__find_map_fd_by_name(obj, b"watched_paths")
         )
-        one = ctypes.c_uint8(1)
-        for prefix in prefixes:
+        for prefix, mode in prefixes:
             key = path_key(prefix)
-            updated = lib.bpf_map_update_elem(fd, ctypes.byref(key), ctypes.byref(one), 0)
+            value = ctypes.c_uint8(mode)
+            updated = lib.bpf_map_update_elem(fd, ctypes.byref(key), ctypes.byref(value), 0)
             self.libbpf.check_rc(f"watch {prefix}", updated)
 
     def _watch_syscalls(self, obj: int) -> None:

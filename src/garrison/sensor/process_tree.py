@@ -2,20 +2,42 @@
 
 Ancestry then comes from the event stream itself: an exec is decoded after its parents'
 forks and execs and before their exits, so even a chain of processes that all ended before
-the sensor read them keeps its names.
+the sensor read them keeps its names. Each node also keeps what the process's current
+image is (executable, argv, terminal, login uid, drift flags), so events other than exec —
+an open, a connect — carry the command line of the process that made them.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+MAX_ARGS = 64  # argv entries kept per process (the kernel already bounds them to 512 bytes)
 
-@dataclass
+
+@dataclass(frozen=True, slots=True)
 class Node:
     ppid: int
     comm: str
+    exe: str = ""
+    args: tuple[str, ...] = ()
+    tty: int = 0
+    loginuid: int = -1
+    start: float = 0.0  # wall-clock seconds when the process was created; 0 unknown
+    exe_upper_layer: bool = False
+    exe_from_memfd: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """What an event needs of its process's ancestors."""
+
+    names: list[str]
+    exes: list[str]
+    parent_args: list[str]
 
 
 class ProcessTree:
@@ -34,9 +56,14 @@ class ProcessTree:
             self._nodes.popitem(last=False)
             self.evicted += 1
 
+    def get(self, pid: int) -> Node | None:
+        return self._nodes.get(pid)
+
     def seed(self, proc: Path = Path("/proc")) -> int:
         """Every process alive now; returns how many were read."""
         count = 0
+        boot = _boot_time()
+        ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         for entry in proc.iterdir():
             if not entry.name.isdigit():
                 continue
@@ -45,23 +72,61 @@ class ProcessTree:
             except OSError:
                 continue
             comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-            self._put(int(entry.name), Node(ppid, comm))
+            rest = stat[stat.rindex(")") + 2 :].split()
+            ppid = int(rest[1])
+            tty = int(rest[4]) if len(rest) > 4 else 0
+            start = boot + int(rest[19]) / ticks if len(rest) > 19 and boot else 0.0
+            self._put(int(entry.name), Node(ppid, comm, *_image(entry), tty=tty, start=start))
             count += 1
         return count
 
-    def fork(self, pid: int, ppid: int, comm: str) -> None:
-        self._put(pid, Node(ppid, comm))
+    def fork(self, pid: int, ppid: int, comm: str, start: float = 0.0) -> None:
+        """A new process: a copy of its parent's image until it execs."""
+        parent = self._nodes.get(ppid)
+        if parent is None:
+            self._put(pid, Node(ppid, comm, start=start))
+        else:
+            self._put(pid, replace(parent, ppid=ppid, comm=comm, start=start))
 
-    def exec(self, pid: int, ppid: int, comm: str) -> None:
-        self._put(pid, Node(ppid, comm))
+    def exec(
+        self,
+        pid: int,
+        ppid: int,
+        comm: str,
+        exe: str = "",
+        args: tuple[str, ...] = (),
+        *,
+        tty: int = 0,
+        loginuid: int = -1,
+        exe_upper_layer: bool = False,
+        exe_from_memfd: bool = False,
+    ) -> Node:
+        known = self._nodes.get(pid)
+        node = Node(
+            ppid,
+            comm,
+            exe,
+            args[:MAX_ARGS],
+            tty,
+            loginuid,
+            known.start if known is not None else 0.0,
+            exe_upper_layer,
+            exe_from_memfd,
+        )
+        self._put(pid, node)
+        return node
 
     def exit(self, pid: int) -> None:
         self._nodes.pop(pid, None)
 
     def ancestry(self, ppid: int, depth: int = 8) -> list[str]:
         """Names of the parent, grandparent, ... as far as the tree knows (bounded)."""
+        return self.lineage(ppid, depth).names
+
+    def lineage(self, ppid: int, depth: int = 8) -> Lineage:
         names: list[str] = []
+        exes: list[str] = []
+        parent_args: list[str] = []
         pid = ppid
         seen: set[int] = set()
         while pid > 0 and len(names) < depth and pid not in seen:
@@ -69,6 +134,30 @@ class ProcessTree:
             node = self._nodes.get(pid)
             if node is None:
                 break
+            if not names:
+                parent_args = list(node.args)
             names.append(node.comm)
+            exes.append(node.exe)
             pid = node.ppid
-        return names
+        return Lineage(names, exes, parent_args)
+
+
+def _image(entry: Path) -> tuple[str, tuple[str, ...]]:
+    """A live process's executable and argv (empty for kernel threads or when unreadable)."""
+    try:
+        exe = os.readlink(entry / "exe")
+    except OSError:
+        exe = ""
+    try:
+        raw = (entry / "cmdline").read_bytes()
+    except OSError:
+        raw = b""
+    args = tuple(a.decode("utf-8", "replace") for a in raw.split(b"\0") if a)
+    return exe, args[:MAX_ARGS]
+
+
+def _boot_time() -> float:
+    try:
+        return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+    except OSError:
+        return 0.0

@@ -21,6 +21,8 @@ EVENT_SYSCALL = 7
 EXE_OVERLAY = 0x1
 EXE_UPPER_LAYER = 0x2
 EXE_MEMFD = 0x4
+WATCH_READ = 0x1
+WATCH_WRITE = 0x2
 
 
 class ExecEvent(ctypes.Structure):
@@ -37,6 +39,8 @@ class ExecEvent(ctypes.Structure):
         ("exe_ino", ctypes.c_uint64),
         ("args_len", ctypes.c_uint32),
         ("flags", ctypes.c_uint32),
+        ("tty", ctypes.c_uint32),
+        ("loginuid", ctypes.c_uint32),
         ("comm", ctypes.c_char * COMM_LEN),
         ("filename", ctypes.c_char * PATH_LEN),
         ("args", ctypes.c_char * ARGS_LEN),
@@ -64,6 +68,7 @@ class NetEvent(ctypes.Structure):
         ("uid", ctypes.c_uint32),
         ("fd", ctypes.c_int32),
         ("newfd", ctypes.c_int32),
+        ("sock_type", ctypes.c_uint32),
         ("family", ctypes.c_uint16),
         ("port", ctypes.c_uint16),
         ("time_ns", ctypes.c_uint64),
@@ -85,8 +90,11 @@ class FileEvent(ctypes.Structure):
         ("ppid", ctypes.c_uint32),
         ("uid", ctypes.c_uint32),
         ("flags", ctypes.c_uint32),
+        ("ret", ctypes.c_int32),
+        ("mode", ctypes.c_uint32),
         ("time_ns", ctypes.c_uint64),
         ("cgroup_id", ctypes.c_uint64),
+        ("cap_effective", ctypes.c_uint64),
         ("comm", ctypes.c_char * COMM_LEN),
         ("path", ctypes.c_char * PATH_LEN),
     ]
@@ -102,6 +110,7 @@ class SyscallEvent(ctypes.Structure):
         ("uid", ctypes.c_uint32),
         ("time_ns", ctypes.c_uint64),
         ("cgroup_id", ctypes.c_uint64),
+        ("cap_effective", ctypes.c_uint64),
         ("args", ctypes.c_uint64 * 3),
         ("comm", ctypes.c_char * COMM_LEN),
     ]
