@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,17 +12,9 @@ from garrison.content import default_audit_rule_files
 from garrison.events.alert import Alert
 from garrison.events.audit import AuditEvent
 from garrison.rules.engine import BuildReport, Engine
-from garrison.rules.errors import RulesError
-from garrison.rules.loader import load_files
-from garrison.rules.sources import default_sources
+from garrison.rules.pack import RulesLoadFailed, build_source_engine
 
-
-class RulesLoadFailed(RulesError):
-    """The rule files given to the analyzer have errors; ``errors`` lists them all."""
-
-    def __init__(self, errors: Sequence[RulesError]) -> None:
-        self.errors = list(errors)
-        super().__init__("; ".join(str(e) for e in self.errors[:5]))
+__all__ = ["AnalyzerConfig", "AuditAnalyzer", "RulesLoadFailed", "build_engine"]
 
 
 @dataclass(frozen=True)
@@ -37,12 +29,7 @@ def build_engine(
     rule_files: Iterable[Path], *, default_rules: bool = True
 ) -> tuple[Engine, BuildReport]:
     files = [*(default_audit_rule_files() if default_rules else []), *rule_files]
-    loaded = load_files(files)
-    engine, report = Engine.build(loaded.ruleset, default_sources()["k8s_audit"])
-    errors: list[RulesError] = [*loaded.errors, *report.errors]
-    if errors:
-        raise RulesLoadFailed(errors)
-    return engine, report
+    return build_source_engine(files, "k8s_audit")
 
 
 class AuditAnalyzer:

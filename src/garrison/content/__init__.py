@@ -13,3 +13,8 @@ def default_audit_rule_files() -> list[Path]:
         CONTENT_DIR / "threatintel" / "proxy_ips.yaml",
         CONTENT_DIR / "rules" / "k8s_audit.yaml",
     ]
+
+
+def default_runtime_rule_files() -> list[Path]:
+    """The default syscall (node runtime) rule pack, in load order."""
+    return [CONTENT_DIR / "rules" / "runtime.yaml"]

@@ -31,6 +31,7 @@ class RuntimeEvent(msgspec.Struct, kw_only=True):
     exe_ino: int = 0
     exe_upper_layer: bool = False  # Falco's proc.is_exe_upper_layer: written after start
     exe_from_memfd: bool = False  # Falco's proc.is_exe_from_memfd: fileless execution
+    blocked: bool = False  # exec: the sensor killed the new image before it ran (policy)
     exit_code: int | None = None  # exit events: the status as wait(2) reports it
     res: int = 0  # the syscall's result where known: a descriptor, 0, or -errno
     fd: int = -1  # connect, dup_socket: the socket; open: the new descriptor (-1: failed)
@@ -41,7 +42,9 @@ class RuntimeEvent(msgspec.Struct, kw_only=True):
     path: str = ""  # open: the path as the process gave it (absolute)
     open_flags: int = 0  # open: open(2) flags
     open_mode: int = 0  # open: permissions of a created file
-    syscall: str = ""  # syscall: its name (ptrace, setuid, unshare, mount, init_module, ...)
+    # Falco's evt.type: execve, clone, procexit, openat, connect, dup2, or the watched
+    # syscall's own name (ptrace, setuid, unshare, mount, init_module, socket, ...)
+    syscall: str = ""
     syscall_args: list[int] = msgspec.field(default_factory=list)  # syscall: first three
     # container and Kubernetes identity, where the sensor knows it
     container_name: str = ""

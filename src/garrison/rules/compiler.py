@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os.path
 import re
 from collections.abc import Callable, Mapping
@@ -89,7 +90,7 @@ class Compiler:
             if item in self.lists:
                 out.extend(self.expand_list(item, seen | {name}))
             else:
-                out.append(item)
+                out.append(_unquoted(item))
         result = tuple(out)
         self._list_cache[name] = result
         return result
@@ -135,6 +136,8 @@ class Compiler:
         definition = self.table.lookup(ref.name)
         if definition is None:
             raise UnknownFieldError(str(ref), self.table.source)
+        if not definition.carried:
+            raise UnknownFieldError(ref.name, self.table.source, known=True)
         if definition.arg == "required" and not ref.arg:
             raise CompileError(f"field '{ref.name}' needs an argument, as in {ref.name}[x]")
         if definition.arg == "none" and ref.arg is not None:
@@ -201,9 +204,11 @@ class Compiler:
         get, definition = self.getter(node.left)
         numeric = definition.type == "number" or _is_len(node.left)
         is_list = definition.is_list and not _is_len(node.left)
-        op = node.op
+        op = "intersects" if definition.any_element and node.op == "in" else node.op
         if op == "exists":
             return lambda ctx: _present(get(ctx))
+        if definition.type == "ip" and op in IP_OPS:
+            return _ip_compare(op, get, node.value, self)
         if isinstance(node.value, FieldValue):
             other, _ = self.getter(node.value.field)
             return _dynamic(op, get, other, is_list, numeric)
@@ -270,6 +275,13 @@ class Compiler:
         if not alternatives:
             return None
         return alternatives[0] if len(alternatives) == 1 else Or(tuple(alternatives))
+
+
+def _unquoted(item: str) -> str:
+    """Falco pastes list items into the condition: ``'"10.0.0.0/8"'`` is one quoted token."""
+    if len(item) >= 2 and item[0] == item[-1] and item[0] in "'\"":
+        return item[1:-1]
+    return item
 
 
 def _compare_key(node: Compare) -> tuple[object, ...]:
@@ -524,6 +536,38 @@ def _list_op(
         return any(v in members for v in value)
 
     return any_in
+
+
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise CompileError(f"'{text}' is not an IP address or network") from None
+
+
+IP_OPS = frozenset({"=", "==", "!=", "in", "intersects"})
+
+
+def _ip_compare(op: str, get: Getter, value: object, compiler: Compiler) -> Predicate:
+    """Falco's IP semantics: ``fd.net = "127.0.0.0/8"``, ``fd.snet in (rfc_1918_addresses)``."""
+    if isinstance(value, ListLiteral):
+        networks = tuple(_network(v) for v in compiler.list_values(value))
+    elif isinstance(value, str):
+        networks = (_network(value),)
+    else:
+        raise CompileError(f"operator '{op}' on an IP field needs an address, network or list")
+
+    def within(text: str) -> bool:
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            return False
+        return any(address in network for network in networks)
+
+    test = value_cache(within)
+    if op == "!=":
+        return lambda ctx: (v := get(ctx)) is not None and not test(v)
+    return lambda ctx: (v := get(ctx)) is not None and test(v)
 
 
 def _quantified(

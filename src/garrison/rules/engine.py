@@ -19,7 +19,13 @@ from garrison.rules.compiler import CompileError, Compiler
 from garrison.rules.condition import parse_condition
 from garrison.rules.errors import ConditionSyntaxError, RuleLoadError, RulesError, UnknownFieldError
 from garrison.rules.fields import EvalContext, EventSource, FieldTable
-from garrison.rules.index import constraints, fold_constants, resolve_in_lists, without_implied
+from garrison.rules.index import (
+    constraints,
+    fold_constants,
+    resolve_in_lists,
+    within_domain,
+    without_implied,
+)
 from garrison.rules.mitre import mitre_from_tags
 from garrison.rules.model import RuleDef, RuleSet
 from garrison.rules.output import Renderer, compile_output
@@ -136,6 +142,9 @@ class Engine:
                 continue
             try:
                 compiled.append(_compile_rule(rule, compiler, codegen, table))
+            except UnproducedEventsError as exc:
+                report.missing_fields.setdefault("evt.type", []).append(rule.name)
+                report.errors.append(RuleLoadError(exc.message, rule.location))
             except UnknownFieldError as exc:
                 report.missing_fields.setdefault(exc.field, []).append(rule.name)
                 error = RuleLoadError(exc.message, rule.location)
@@ -249,6 +258,31 @@ def _expanded_conditions(ruleset: RuleSet, source: str, compiler: Compiler) -> l
     return out
 
 
+class UnproducedEventsError(RulesError):
+    """A rule needs only event types the source never produces."""
+
+    def __init__(self, needed: list[str]) -> None:
+        self.needed = needed
+        shown = ", ".join(needed) if needed else "?"
+        super().__init__(f"the sensor produces none of the event types this rule needs ({shown})")
+
+
+def _produced_only(node: Node, compiler: Compiler, table: FieldTable) -> Node:
+    """``node`` with comparisons on event types the source never produces settled."""
+    restricted = fold_constants(
+        within_domain(node, compiler, table.index_fields, table.index_domains), compiler
+    )
+    if isinstance(restricted, Constant) and not restricted.value:
+        original = fold_constants(node, compiler)
+        if not (isinstance(original, Constant) and not original.value):
+            found = constraints(
+                resolve_in_lists(node, compiler, table.index_fields), table.index_fields
+            )
+            needed = sorted(set().union(*found.values())) if found else []
+            raise UnproducedEventsError(needed)
+    return restricted
+
+
 def _compile_rule(
     rule: RuleDef, compiler: Compiler, codegen: RuleCodegen, table: FieldTable
 ) -> CompiledRule:
@@ -257,6 +291,8 @@ def _compile_rule(
     except ConditionSyntaxError as exc:
         raise CompileError(f"condition: {exc.message}") from None
     node = compiler.expand(node)
+    if table.index_domains:
+        node = _produced_only(node, compiler, table)
     found = constraints(resolve_in_lists(node, compiler, table.index_fields), table.index_fields)
     exceptions = compiler.exceptions_ast(rule.exceptions)
     used = compiler.fields_of(node)

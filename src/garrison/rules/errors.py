@@ -47,7 +47,11 @@ class RuleLoadError(RulesError):
 class UnknownFieldError(RulesError):
     """A condition names a field that the rule's source does not provide."""
 
-    def __init__(self, field: str, source: str) -> None:
+    def __init__(self, field: str, source: str, *, known: bool = False) -> None:
         self.field = field
         self.source = source
-        super().__init__(f"field '{field}' is not provided by source '{source}'")
+        if known:
+            message = f"field '{field}' is not carried by garrison's '{source}' events"
+        else:
+            message = f"field '{field}' is not provided by source '{source}'"
+        super().__init__(message)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-FieldType = Literal["string", "number", "bool"]
+FieldType = Literal["string", "number", "bool", "ip"]
 FieldValueT = str | int | list[str] | None
 Extractor = Callable[["EvalContext", str | None], FieldValueT]
 ArgMode = Literal["none", "optional", "required"]
@@ -40,6 +40,12 @@ class FieldDef:
     # gives, for the rule code generator; ``{t}`` is a free temporary name
     inline: str | None = None
     inline_args: Mapping[str, str] = field(default_factory=dict)
+    # a list field whose comparisons hold when any element satisfies them, ``in`` included
+    # (Falco's proc.aname without an index: "some ancestor is ...")
+    any_element: bool = False
+    # False: a field Falco has that this source does not carry. Output templates print it
+    # as <NA>; a condition on it is refused with the field's name, never silently false.
+    carried: bool = True
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class FieldTable:
     # each dimension lists the field spellings that read it: ("ka.stage", "jevt.value[/stage]")
     index_fields: tuple[tuple[str, ...], ...] = ()
     index_key: Callable[[Any], tuple[str, ...]] | None = None
+    # every value an index dimension can take for this source's events, where known
+    index_domains: Mapping[str, frozenset[str]] = field(default_factory=dict)
     aliases: Mapping[str, str] = field(default_factory=dict)
 
     def lookup(self, name: str) -> FieldDef | None:

@@ -7,6 +7,8 @@ conjuncts its bucket guarantees, and conditions that are constant before any eve
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from garrison.rules.ast import And, Compare, Constant, FieldRef, ListLiteral, Node, Not, Operand, Or
 from garrison.rules.compiler import Compiler, flatten
 
@@ -65,6 +67,38 @@ def resolve_in_lists(node: Node, compiler: Compiler, index_fields: IndexFields) 
         return And(tuple(resolve_in_lists(t, compiler, index_fields) for t in node.terms))
     if isinstance(node, Or):
         return Or(tuple(resolve_in_lists(t, compiler, index_fields) for t in node.terms))
+    return node
+
+
+def within_domain(
+    node: Node, compiler: Compiler, index_fields: IndexFields, domains: Mapping[str, frozenset[str]]
+) -> Node:
+    """Settle comparisons on an index field against the values the source can produce.
+
+    The sensor produces a known set of event types: ``evt.type in (sendto, sendmsg)`` is
+    false for every event it will ever send, and ``evt.type != sendto`` true.
+    """
+    if isinstance(node, Compare):
+        dim = dimension(node.left, index_fields)
+        domain = domains.get(dim) if dim is not None else None
+        if domain is None or node.quantifier is not None:
+            return node
+        if node.op in ("=", "==", "!=") and isinstance(node.value, str):
+            if node.value not in domain:
+                return Constant(node.op == "!=")
+        elif (
+            node.op in ("in", "intersects")
+            and isinstance(node.value, ListLiteral)
+            and not domain & set(compiler.list_values(node.value))
+        ):
+            return Constant(False)
+        return node
+    if isinstance(node, Not):
+        return Not(within_domain(node.term, compiler, index_fields, domains))
+    if isinstance(node, And):
+        return And(tuple(within_domain(t, compiler, index_fields, domains) for t in node.terms))
+    if isinstance(node, Or):
+        return Or(tuple(within_domain(t, compiler, index_fields, domains) for t in node.terms))
     return node
 
 

@@ -15,7 +15,7 @@ from garrison.sensor.attribution import CgroupResolver, container_of
 from garrison.sensor.containers import ContainerMetadata
 from garrison.sensor.libbpf import Libbpf, SampleFn
 from garrison.sensor.process_tree import ProcessTree
-from garrison.sensor.syscalls import WATCHED_SYSCALLS
+from garrison.sensor.syscalls import EVENT_SYSCALLS, WATCHED_SYSCALLS
 from garrison.sensor.syscalls import supported as syscalls_supported
 from garrison.sensor.wire import (
     ARGS_LEN,
@@ -73,7 +73,7 @@ DEFAULT_WATCHED_PATHS: tuple[tuple[str, int], ...] = (
     ("/usr/local/bin/", WATCH_WRITE),
     ("/lib/", WATCH_WRITE),
     ("/usr/lib/", WATCH_WRITE),
-    ("/dev/shm/", WATCH_WRITE),
+    ("/dev/shm/", WATCH_WRITE),  # noqa: S108 - watched, not used
     ("/var/log/", WATCH_WRITE),
     ("/root/", WATCH_WRITE),
     ("/home/", WATCH_WRITE),
@@ -140,6 +140,7 @@ class Decoding:
             "parent_args": lineage.parent_args,
             "cgroup_id": raw.cgroup_id,
             "cap_effective": getattr(raw, "cap_effective", 0),
+            "syscall": EVENT_SYSCALLS.get(kind, ""),
         }
         if node is not None:
             common["tty"] = node.tty

@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 
 WATCHED_SYSCALLS: dict[int, str] = {
+    41: "socket",  # only AF_PACKET sockets leave the kernel
     101: "ptrace",
     105: "setuid",
     106: "setgid",
@@ -25,6 +26,18 @@ WATCHED_SYSCALLS: dict[int, str] = {
     319: "memfd_create",
     321: "bpf",
 }
+
+
+# Falco's event type (evt.type) of each kind of sensor event besides the watched syscalls
+EVENT_SYSCALLS = {
+    "exec": "execve",
+    "fork": "clone",
+    "exit": "procexit",
+    "connect": "connect",
+    "dup_socket": "dup2",
+    "open": "openat",
+}
+PRODUCED_EVENT_TYPES = frozenset({*EVENT_SYSCALLS.values(), *WATCHED_SYSCALLS.values()})
 
 
 def supported() -> bool:
