@@ -119,8 +119,9 @@ def _evt_flags(ctx: EvalContext, arg: str | None) -> FieldValueT:
         if ev.exe_from_memfd:
             flags.append("EXE_FROM_MEMFD")
         return "|".join(flags)
-    if ev.type == "syscall" and ev.syscall in ("unshare", "setns") and len(ev.syscall_args) > 1:
-        return clone_flags_text(ev.syscall_args[0 if ev.syscall == "unshare" else 1])
+    if ev.type == "syscall" and ev.syscall in ("unshare", "setns"):
+        index = 0 if ev.syscall == "unshare" else 1  # unshare(flags), setns(fd, nstype)
+        return clone_flags_text(ev.syscall_args[index]) if len(ev.syscall_args) > index else None
     return None
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+import msgspec
+
 from garrison.events.alert import Alert
 
 MAX_COMMANDS = 10  # distinct command lines kept in an aggregated alert's evidence
@@ -70,7 +72,8 @@ class AlertAggregator:
             self.suppressed[alert.rule_id] = self.suppressed.get(alert.rule_id, 0) + 1
             return out
         command = " ".join(alert.evidence.get("args", ()))
-        self._open[key] = _Open(alert, now, commands=[command] if command else [])
+        kept = msgspec.structs.replace(alert, evidence=dict(alert.evidence))  # sent as it is now
+        self._open[key] = _Open(kept, now, commands=[command] if command else [])
         while len(self._open) > self.max_open:
             _, oldest = self._open.popitem(last=False)
             out.extend(self._closed(oldest))
