@@ -26,7 +26,87 @@ struct {
 	__type(value, __u64);
 } drops SEC(".maps");
 
+/* Blocking (opt-in): user space fills these from the drift policy and the deny-list. At
+ * sched_process_exec the new image is mapped but has not run an instruction; SIGKILL sent
+ * there ends it first (the Tetragon Sigkill model; BPF LSM is not loadable everywhere). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32); /* GARRISON_ENFORCE_* */
+} enforce SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64); /* cgroup id of a container whose drift is blocked */
+	__type(value, __u8);
+} block_drift SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, char[GARRISON_PATH_LEN]); /* the path given to exec, NUL-padded */
+	__type(value, __u8);
+} deny_paths SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct garrison_inode_key);
+	__type(value, __u8);
+} deny_inodes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, char[GARRISON_PATH_LEN]); /* drift allowed for these executables */
+	__type(value, __u8);
+} allow_paths SEC(".maps");
+
+struct path_buf {
+	char path[GARRISON_PATH_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct path_buf);
+} path_scratch SEC(".maps");
+
+const struct garrison_inode_key *garrison_inode_key_btf __attribute__((unused));
+
 #define OVERLAYFS_SUPER_MAGIC 0x794c7630
+#define SIGKILL 9
+
+/* Should this exec die before it runs? (only when user space enabled a list) */
+static __always_inline bool must_block(__u32 flags, __u64 cgroup_id, struct inode *inode,
+				       const char *filename)
+{
+	__u32 zero = 0;
+	__u32 *mode = bpf_map_lookup_elem(&enforce, &zero);
+	struct garrison_inode_key ino_key = {};
+	struct path_buf *buf;
+
+	if (!mode || !*mode)
+		return false;
+	buf = bpf_map_lookup_elem(&path_scratch, &zero);
+	if (!buf)
+		return false;
+	__builtin_memset(buf->path, 0, sizeof(buf->path));
+	bpf_probe_read_kernel_str(buf->path, sizeof(buf->path), filename);
+	if (*mode & GARRISON_ENFORCE_DENY) {
+		ino_key.ino = BPF_CORE_READ(inode, i_ino);
+		ino_key.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+		if (bpf_map_lookup_elem(&deny_inodes, &ino_key) || bpf_map_lookup_elem(&deny_paths, buf->path))
+			return true;
+	}
+	if ((*mode & GARRISON_ENFORCE_DRIFT) && (flags & (GARRISON_EXE_UPPER_LAYER | GARRISON_EXE_MEMFD)) &&
+	    bpf_map_lookup_elem(&block_drift, &cgroup_id) && !bpf_map_lookup_elem(&allow_paths, buf->path))
+		return true;
+	return false;
+}
 
 /* What kind of file the new program image is: overlay, upper layer, memfd. */
 static __always_inline __u32 exe_flags(struct file *exe, struct inode *inode)
@@ -110,6 +190,14 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 
 	filename_loc = ctx->__data_loc_filename & 0xFFFF;
 	bpf_probe_read_kernel_str(event->filename, sizeof(event->filename), (void *)ctx + filename_loc);
+	{
+		struct inode *inode = BPF_CORE_READ(task, mm, exe_file, f_inode);
+
+		if (must_block(event->flags, event->cgroup_id, inode, (void *)ctx + filename_loc)) {
+			bpf_send_signal(SIGKILL);
+			event->flags |= GARRISON_EXE_BLOCKED;
+		}
+	}
 
 	/* argv as the process sees it: NUL-separated, bounded by GARRISON_ARGS_LEN */
 	arg_start = BPF_CORE_READ(task, mm, arg_start);

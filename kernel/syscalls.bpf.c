@@ -22,6 +22,14 @@ struct {
 	__type(value, __u8);
 } watched_syscalls SEC(".maps");
 
+/* the sensor's own process: its bpf() calls (reading counters) are not events */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} ignored_tgid SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 22);
@@ -45,8 +53,13 @@ int handle_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	__u8 *watched;
 	__u32 zero = 0;
 
+	__u32 *ignored;
+
 	watched = bpf_map_lookup_elem(&watched_syscalls, &nr);
 	if (!watched || !*watched)
+		return 0;
+	ignored = bpf_map_lookup_elem(&ignored_tgid, &zero);
+	if (ignored && *ignored == bpf_get_current_pid_tgid() >> 32)
 		return 0;
 	/* socket(2) is busy: only packet sockets (sniffing, ARP spoofing) are reported */
 	if (nr == SYS_SOCKET && BPF_CORE_READ(regs, di) != AF_PACKET)

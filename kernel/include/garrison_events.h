@@ -22,6 +22,18 @@ enum garrison_event_type {
 #define GARRISON_EXE_OVERLAY 0x1     /* the executable is a file of an overlayfs mount */
 #define GARRISON_EXE_UPPER_LAYER 0x2 /* ... that has an upper-layer copy (written after start) */
 #define GARRISON_EXE_MEMFD 0x4       /* the executable is a memfd (fileless execution) */
+#define GARRISON_EXE_BLOCKED 0x8     /* policy: the new image was killed before it ran */
+
+/* the enforce map's flags: which blocking lists user space has filled */
+#define GARRISON_ENFORCE_DENY 0x1    /* deny_paths / deny_inodes */
+#define GARRISON_ENFORCE_DRIFT 0x2   /* block_drift (cgroups whose drift is blocked) */
+
+/* key of deny_inodes: an executable file, whatever path it is run by */
+struct garrison_inode_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 pad;
+};
 
 struct garrison_exec_event {
 	__u32 type;          /* GARRISON_EVENT_EXEC */

@@ -41,7 +41,9 @@ def test_one_exec_session_gives_one_alert_with_a_count() -> None:
         "/bin/cat",
         "/bin/env",
     ]
-    assert updates[0].dedupe_key == sent[0].dedupe_key and updates[0].id == sent[0].id
+    assert updates[0].dedupe_key == sent[0].dedupe_key
+    assert updates[0].evidence["update_of"] == sent[0].id and updates[0].id != sent[0].id
+    assert AlertAggregator.repeats_of(updates[0]).count == 4  # the first was stored already
 
 
 def test_alerts_carry_entities_mitre_and_a_stable_id() -> None:

@@ -9,6 +9,7 @@ Memory is bounded: at most ``max_open`` aggregates are kept, the oldest closed f
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -100,11 +101,26 @@ class AlertAggregator:
         return out
 
     def _closed(self, entry: _Open) -> list[Alert]:
+        """The update of an aggregate: a record of its own, naming the alert it updates.
+
+        ``count`` is the total; a store that already counted the first alert adds
+        ``count - 1`` (see ``repeats_of``).
+        """
         if not entry.updated:
             return []
+        alert = entry.alert
+        evidence = dict(alert.evidence, update_of=alert.id)
         if len(entry.commands) > 1:
-            entry.alert.evidence["commands"] = list(entry.commands)
-        return [entry.alert]
+            evidence["commands"] = list(entry.commands)
+        update_id = hashlib.blake2b(f"{alert.id}+{alert.count}".encode(), digest_size=16)
+        return [msgspec.structs.replace(alert, id=update_id.hexdigest(), evidence=evidence)]
+
+    @staticmethod
+    def repeats_of(alert: Alert) -> Alert:
+        """What a store that counted the first alert must add for an update: the repeats."""
+        if "update_of" not in alert.evidence:
+            return alert
+        return msgspec.structs.replace(alert, count=alert.count - 1)
 
     def _take(self, rule_id: str, now: float) -> bool:
         bucket = self._buckets.get(rule_id)

@@ -48,6 +48,7 @@ class Libbpf:
             "ring_buffer__free": (None, [v]),
             "bpf_map_lookup_elem": (ctypes.c_int, [ctypes.c_int, v, v]),
             "bpf_map_update_elem": (ctypes.c_int, [ctypes.c_int, v, v, ctypes.c_uint64]),
+            "bpf_map_delete_elem": (ctypes.c_int, [ctypes.c_int, v]),
             "libbpf_num_possible_cpus": (ctypes.c_int, []),
             "libbpf_set_print": (v, [v]),
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -19,6 +20,8 @@ from garrison.sensor.syscalls import EVENT_SYSCALLS, WATCHED_SYSCALLS
 from garrison.sensor.syscalls import supported as syscalls_supported
 from garrison.sensor.wire import (
     ARGS_LEN,
+    ENFORCE_DENY,
+    ENFORCE_DRIFT,
     EVENT_CONNECT,
     EVENT_DUP_SOCKET,
     EVENT_EXEC,
@@ -26,13 +29,16 @@ from garrison.sensor.wire import (
     EVENT_FORK,
     EVENT_OPEN,
     EVENT_SYSCALL,
+    EXE_BLOCKED,
     EXE_MEMFD,
     EXE_UPPER_LAYER,
+    PATH_LEN,
     PREFIX_LEN,
     WATCH_READ,
     WATCH_WRITE,
     ExecEvent,
     FileEvent,
+    InodeKey,
     NetEvent,
     PathKey,
     SyscallEvent,
@@ -176,7 +182,7 @@ def decode_exec(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
         exe_upper_layer=bool(raw.flags & EXE_UPPER_LAYER),
         exe_from_memfd=bool(raw.flags & EXE_MEMFD),
     )
-    return ctx.event(raw, "exec", exe_ino=raw.exe_ino)
+    return ctx.event(raw, "exec", exe_ino=raw.exe_ino, blocked=bool(raw.flags & EXE_BLOCKED))
 
 
 def decode_task(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
@@ -254,6 +260,12 @@ DECODERS: dict[int, Callable[[bytes, Decoding], RuntimeEvent | None]] = {
 }
 
 
+def _path_buffer(path: str) -> ctypes.Array[ctypes.c_char]:
+    """A NUL-padded key of the kernel's path maps (GARRISON_PATH_LEN bytes)."""
+    data = path.encode()[: PATH_LEN - 1]
+    return ctypes.create_string_buffer(data, PATH_LEN)
+
+
 def path_key(prefix: str) -> PathKey:
     """The LPM-trie key of a watched prefix.
 
@@ -286,11 +298,15 @@ class ProcessProbe:
         self._links: list[int] = []
         self._drops_fds: list[int] = []
         self._callback = SampleFn(self._sample)  # kept alive as long as the ring buffer
+        self._process_obj = 0
+        self._enforce_mode = 0
         try:
             for object_name, programs, events_map, drops_map in OBJECTS:
                 if object_name == SYSCALL_OBJECT and not syscalls_supported():
                     continue  # syscall numbers differ off x86_64: not watched there yet
                 obj = self._load(object_dir / object_name, programs, events_map, drops_map)
+                if object_name == PROCESS_OBJECT:
+                    self._process_obj = obj
                 if object_name == FILE_OBJECT:
                     self._watch(obj, watched_paths)
                 elif object_name == SYSCALL_OBJECT:
@@ -336,11 +352,67 @@ class ProcessProbe:
             "find map watched_syscalls",
             lib.bpf_object__find_map_fd_by_name(obj, b"watched_syscalls"),
         )
+        ignored = self.libbpf.check_rc(
+            "find map ignored_tgid", lib.bpf_object__find_map_fd_by_name(obj, b"ignored_tgid")
+        )
+        zero, me = ctypes.c_uint32(0), ctypes.c_uint32(os.getpid())
+        updated = lib.bpf_map_update_elem(ignored, ctypes.byref(zero), ctypes.byref(me), 0)
+        self.libbpf.check_rc("ignore the sensor's own syscalls", updated)
         one = ctypes.c_uint8(1)
         for nr in WATCHED_SYSCALLS:
             key = ctypes.c_uint32(nr)
             updated = lib.bpf_map_update_elem(fd, ctypes.byref(key), ctypes.byref(one), 0)
             self.libbpf.check_rc(f"watch syscall {nr}", updated)
+
+    # -- enforcement (opt-in): the process object kills matching execs in the kernel ------
+    def _map_fd(self, name: bytes) -> int:
+        lib = self.libbpf.lib
+        found = lib.bpf_object__find_map_fd_by_name(self._process_obj, name)
+        return int(self.libbpf.check_rc(f"find map {name.decode()}", found))
+
+    def _set_mode(self, flag: int, on: bool) -> None:
+        self._enforce_mode = self._enforce_mode | flag if on else self._enforce_mode & ~flag
+        key, value = ctypes.c_uint32(0), ctypes.c_uint32(self._enforce_mode)
+        updated = self.libbpf.lib.bpf_map_update_elem(
+            self._map_fd(b"enforce"), ctypes.byref(key), ctypes.byref(value), 0
+        )
+        self.libbpf.check_rc("update enforce", updated)
+
+    def _put(self, map_name: bytes, key: ctypes._CData) -> None:
+        one = ctypes.c_uint8(1)
+        fd = self._map_fd(map_name)
+        updated = self.libbpf.lib.bpf_map_update_elem(fd, ctypes.byref(key), ctypes.byref(one), 0)
+        self.libbpf.check_rc(f"update {map_name.decode()}", updated)
+
+    def deny_executables(self, paths: tuple[str, ...]) -> list[str]:
+        """Kill every exec of these files, by the path given to exec and by the file itself
+        (any other path or link to it). Returns the paths that do not exist (path-only)."""
+        missing: list[str] = []
+        for path in paths:
+            self._put(b"deny_paths", _path_buffer(path))
+            try:
+                info = os.stat(path)
+            except OSError:
+                missing.append(path)
+                continue
+            kernel_dev = (os.major(info.st_dev) << 20) | os.minor(info.st_dev)
+            self._put(b"deny_inodes", InodeKey(info.st_ino, kernel_dev, 0))
+        self._set_mode(ENFORCE_DENY, bool(paths))
+        return missing
+
+    def allow_drift(self, paths: set[str]) -> None:
+        for path in paths:
+            self._put(b"allow_paths", _path_buffer(path))
+
+    def block_drift(self, cgroup_id: int, block: bool) -> None:
+        """Kill drifted executables (upper layer or memfd) in this container's cgroup."""
+        key = ctypes.c_uint64(cgroup_id)
+        if block:
+            self._put(b"block_drift", key)
+            if not self._enforce_mode & ENFORCE_DRIFT:
+                self._set_mode(ENFORCE_DRIFT, True)
+        else:
+            self.libbpf.lib.bpf_map_delete_elem(self._map_fd(b"block_drift"), ctypes.byref(key))
 
     def _sample(self, ctx: int, data: int, size: int) -> int:
         raw = ctypes.string_at(data, size)

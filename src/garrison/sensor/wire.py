@@ -21,6 +21,9 @@ EVENT_SYSCALL = 7
 EXE_OVERLAY = 0x1
 EXE_UPPER_LAYER = 0x2
 EXE_MEMFD = 0x4
+EXE_BLOCKED = 0x8
+ENFORCE_DENY = 0x1
+ENFORCE_DRIFT = 0x2
 WATCH_READ = 0x1
 WATCH_WRITE = 0x2
 
@@ -78,6 +81,10 @@ class NetEvent(ctypes.Structure):
     ]
 
 
+class InodeKey(ctypes.Structure):
+    _fields_ = [("ino", ctypes.c_uint64), ("dev", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
+
+
 class PathKey(ctypes.Structure):
     _fields_ = [("prefixlen", ctypes.c_uint32), ("path", ctypes.c_char * PREFIX_LEN)]
 
@@ -119,6 +126,7 @@ class SyscallEvent(ctypes.Structure):
 WIRE_STRUCTS = {
     "garrison_syscall_event": SyscallEvent,
     "garrison_path_key": PathKey,
+    "garrison_inode_key": InodeKey,
     "garrison_file_event": FileEvent,
     "garrison_exec_event": ExecEvent,
     "garrison_task_event": TaskEvent,
