@@ -15,6 +15,7 @@ const struct garrison_net_event *garrison_net_event_btf __attribute__((unused));
 #define AF_INET 2
 #define AF_INET6 10
 #define S_IFMT 00170000
+#define EINPROGRESS 115
 #define S_IFSOCK 0140000
 
 struct {
@@ -29,19 +30,20 @@ struct {
 	__type(value, __u64);
 } net_drops SEC(".maps");
 
-static __always_inline struct garrison_net_event *reserve(__u32 type)
+static __always_inline void count_drop(void)
 {
-	struct garrison_net_event *event = bpf_ringbuf_reserve(&net_events, sizeof(*event), 0);
+	__u32 zero = 0;
+	__u64 *drops = bpf_map_lookup_elem(&net_drops, &zero);
+
+	if (drops)
+		*drops += 1;
+}
+
+static __always_inline void fill(struct garrison_net_event *event, __u32 type)
+{
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 zero = 0;
 
-	if (!event) {
-		__u64 *drops = bpf_map_lookup_elem(&net_drops, &zero);
-		if (drops)
-			*drops += 1;
-		return 0;
-	}
 	__builtin_memset(event, 0, sizeof(*event));
 	event->type = type;
 	event->pid = id >> 32;
@@ -51,8 +53,43 @@ static __always_inline struct garrison_net_event *reserve(__u32 type)
 	event->time_ns = bpf_ktime_get_boot_ns();
 	event->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(event->comm, sizeof(event->comm));
+}
+
+static __always_inline struct garrison_net_event *reserve(__u32 type)
+{
+	struct garrison_net_event *event = bpf_ringbuf_reserve(&net_events, sizeof(*event), 0);
+
+	if (!event) {
+		count_drop();
+		return 0;
+	}
+	fill(event, type);
 	return event;
 }
+
+/* sockets connected outward (by struct sock address): a dup of one onto stdio is a client
+ * handing its terminal to the network, while a server's accepted socket is not here */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u8);
+} outbound_socks SEC(".maps");
+
+/* connects between entry and exit, by thread (LRU: a lost exit cannot fill it) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct garrison_net_event);
+} pending_connects SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct garrison_net_event);
+} connect_scratch SEC(".maps");
 
 /* The socket behind descriptor ``fd`` of the current task, or NULL. */
 static __always_inline struct socket *fd_socket(int fd)
@@ -76,15 +113,18 @@ int handle_connect(struct trace_event_raw_sys_enter *ctx)
 {
 	struct sockaddr *address = (struct sockaddr *)ctx->args[1];
 	struct garrison_net_event *event;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 zero = 0;
 	__u16 family = 0;
 
 	if (bpf_probe_read_user(&family, sizeof(family), &address->sa_family) < 0)
 		return 0;
 	if (family != AF_INET && family != AF_INET6)
 		return 0; /* unix sockets and the like: not network */
-	event = reserve(GARRISON_EVENT_CONNECT);
+	event = bpf_map_lookup_elem(&connect_scratch, &zero);
 	if (!event)
 		return 0;
+	fill(event, GARRISON_EVENT_CONNECT);
 	event->fd = (__s32)ctx->args[0];
 	event->family = family;
 	{
@@ -106,6 +146,36 @@ int handle_connect(struct trace_event_raw_sys_enter *ctx)
 		event->port = bpf_ntohs(in6.sin6_port);
 		__builtin_memcpy(event->addr, &in6.sin6_addr, 16);
 	}
+	bpf_map_update_elem(&pending_connects, &tid, event, BPF_ANY);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_connect")
+int handle_connect_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct garrison_net_event *pending = bpf_map_lookup_elem(&pending_connects, &tid);
+	struct garrison_net_event *event;
+
+	if (!pending)
+		return 0;
+	event = bpf_ringbuf_reserve(&net_events, sizeof(*event), 0);
+	if (!event) {
+		count_drop();
+		bpf_map_delete_elem(&pending_connects, &tid);
+		return 0;
+	}
+	__builtin_memcpy(event, pending, sizeof(*event));
+	event->ret = (__s32)ctx->ret;
+	if (event->ret == 0 || event->ret == -EINPROGRESS) {
+		struct socket *sock = fd_socket(event->fd);
+		__u64 sk = sock ? (__u64)BPF_CORE_READ(sock, sk) : 0;
+		__u8 one = 1;
+
+		if (sk)
+			bpf_map_update_elem(&outbound_socks, &sk, &one, BPF_ANY);
+	}
+	bpf_map_delete_elem(&pending_connects, &tid);
 	bpf_ringbuf_submit(event, 0);
 	return 0;
 }
@@ -131,6 +201,12 @@ static __always_inline int on_dup(struct trace_event_raw_sys_enter *ctx)
 	event->sock_type = BPF_CORE_READ(sock, type);
 	/* the peer of a connected socket: where the shell's input and output now go */
 	sk = BPF_CORE_READ(sock, sk);
+	{
+		__u64 key = (__u64)sk;
+
+		if (bpf_map_lookup_elem(&outbound_socks, &key))
+			event->sock_flags |= GARRISON_SOCK_OUTBOUND;
+	}
 	event->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	event->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (event->family == AF_INET) {

@@ -58,6 +58,7 @@ def open_file(path: str, flags: int = os.O_RDONLY, *, fd: int = 3, **fields: Any
 
 def connect(ip: str, port: int, **fields: Any) -> RuntimeEvent:
     fields.setdefault("sock_type", 1)
+    fields.setdefault("outbound", True)
     return event("connect", dest_ip=ip, dest_port=port, fd=3, res=0, **fields)
 
 

@@ -66,6 +66,9 @@ struct garrison_task_event {
 	char comm[GARRISON_COMM_LEN];
 };
 
+/* garrison_net_event.sock_flags */
+#define GARRISON_SOCK_OUTBOUND 0x1 /* connected by a connect() the sensor saw (a client) */
+
 /* an outbound connect, or a socket duplicated onto fd 0, 1 or 2 */
 struct garrison_net_event {
 	__u32 type;          /* GARRISON_EVENT_CONNECT or GARRISON_EVENT_DUP_SOCKET */
@@ -75,9 +78,11 @@ struct garrison_net_event {
 	__u32 uid;
 	__s32 fd;            /* the socket */
 	__s32 newfd;         /* DUP_SOCKET: 0, 1 or 2 */
-	__u32 sock_type;     /* SOCK_STREAM (1), SOCK_DGRAM (2), ... of the socket; 0 unknown */
+	__u16 sock_type;     /* SOCK_STREAM (1), SOCK_DGRAM (2), ... of the socket; 0 unknown */
+	__u16 sock_flags;    /* GARRISON_SOCK_* */
 	__u16 family;        /* AF_INET or AF_INET6 (DUP_SOCKET: of the duplicated socket) */
 	__u16 port;          /* CONNECT: host byte order */
+	__s32 ret;           /* CONNECT: 0, -EINPROGRESS or another -errno (reported on return) */
 	__u64 time_ns;
 	__u64 cgroup_id;
 	__u8 addr[16];       /* CONNECT: 4 bytes for IPv4, 16 for IPv6, network order */

@@ -13,7 +13,30 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-APPLETS = ("sh", "echo", "true", "cat", "ls", "sleep", "nc", "id", "cp", "chmod")
+APPLETS = (
+    "sh",
+    "echo",
+    "true",
+    "cat",
+    "ls",
+    "sleep",
+    "nc",
+    "id",
+    "cp",
+    "chmod",
+    "rm",
+    "touch",
+    "unshare",
+    "hostname",
+    "uname",
+    "ps",
+    "env",
+    "whoami",
+    "wget",
+    "mkdir",
+    "insmod",
+    "httpd",
+)
 
 
 @dataclass(frozen=True)
@@ -26,7 +49,7 @@ class Bundle:
         return self.root / "upper"
 
 
-def _image(lower: Path) -> None:
+def _image(lower: Path, files: dict[str, str] | None = None) -> None:
     for directory in ("bin", "proc", "dev", "sys", "tmp", "etc"):
         (lower / directory).mkdir(parents=True, exist_ok=True)
     busybox = shutil.which("busybox")
@@ -35,15 +58,21 @@ def _image(lower: Path) -> None:
     for applet in APPLETS:
         (lower / "bin" / applet).symlink_to("busybox")
     (lower / "etc" / "shadow").write_text("root:*:19000:0:99999:7:::\n")
+    for name, text in (files or {}).items():  # more image content; "#!" files are executable
+        path = lower / name.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        if text.startswith("#!"):
+            path.chmod(0o755)
 
 
 @contextmanager
-def runc_bundle(tmp: Path, name: str) -> Iterator[Bundle]:
+def runc_bundle(tmp: Path, name: str, files: dict[str, str] | None = None) -> Iterator[Bundle]:
     root = tmp / name
     lower, upper, work, merged = (root / d for d in ("lower", "upper", "work", "merged"))
     for directory in (upper, work, merged):
         directory.mkdir(parents=True)
-    _image(lower)
+    _image(lower, files)
     subprocess.run(
         [
             "mount",
@@ -64,13 +93,29 @@ def runc_bundle(tmp: Path, name: str) -> Iterator[Bundle]:
         subprocess.run(["umount", str(merged)], check=False)
 
 
-def run(bundle: Bundle, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """Run ``args`` as the container's process, in the foreground, to completion."""
+def run(
+    bundle: Bundle,
+    *args: str,
+    timeout: float = 30,
+    host_network: bool = False,
+    annotations: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``args`` as the container's process, in the foreground, to completion.
+
+    ``host_network`` shares the host's network namespace (a hostNetwork pod), so the
+    container reaches listeners on the host's loopback; ``annotations`` are what a CRI
+    runtime puts there (image name, pod, namespace).
+    """
     config_path = bundle.root / "config.json"
     config = json.loads(config_path.read_text())
     config["root"] = {"path": "merged", "readonly": False}
     config["process"]["terminal"] = False
     config["process"]["args"] = list(args)
+    if host_network:
+        namespaces = config["linux"]["namespaces"]
+        config["linux"]["namespaces"] = [n for n in namespaces if n["type"] != "network"]
+    if annotations:
+        config["annotations"] = dict(annotations)
     config_path.write_text(json.dumps(config))
     return subprocess.run(
         ["runc", "run", "--bundle", str(bundle.root), bundle.name],

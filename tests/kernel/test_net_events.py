@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import subprocess
@@ -44,6 +45,23 @@ def test_connect_carries_the_destination(family: socket.AddressFamily, host: str
     mine = [e for e in seen if e.type == "connect" and e.dest_port == port]
     assert len(mine) == 1
     assert mine[0].dest_ip == host and mine[0].pid == os.getpid() and mine[0].container_id == "host"
+    assert mine[0].res == 0 and mine[0].sock_type == socket.SOCK_STREAM  # reported on return
+
+
+def test_refused_connect_carries_its_error() -> None:
+    seen: list[RuntimeEvent] = []
+    probe = ProcessProbe(seen.append)
+    try:
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            port = free.getsockname()[1]  # bound, not listening: refused
+            with pytest.raises(ConnectionRefusedError), socket.socket() as client:
+                client.connect(("127.0.0.1", port))
+        drain(probe)
+    finally:
+        probe.close()
+    mine = [e for e in seen if e.type == "connect" and e.dest_port == port]
+    assert len(mine) == 1 and mine[0].res == -errno.ECONNREFUSED
 
 
 def test_socket_duplicated_onto_stdout_is_reported_and_a_file_is_not() -> None:

@@ -37,6 +37,7 @@ class RuntimeEvent(msgspec.Struct, kw_only=True):
     fd: int = -1  # connect, dup_socket: the socket; open: the new descriptor (-1: failed)
     newfd: int = -1  # dup_socket: 0, 1 or 2
     sock_type: int = 0  # connect, dup_socket: SOCK_STREAM (1), SOCK_DGRAM (2); 0 unknown
+    outbound: bool = False  # connect; dup_socket: a socket this host connected out (a client)
     dest_ip: str = ""  # connect: the server (Falco's fd.sip); dup_socket: the peer
     dest_port: int = 0  # connect: Falco's fd.sport; dup_socket: the peer's port
     path: str = ""  # open: the path as the process gave it (absolute)

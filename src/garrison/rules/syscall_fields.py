@@ -314,6 +314,12 @@ def _l4proto(ctx: EvalContext, arg: str | None) -> FieldValueT:
     return _L4.get(ev.sock_type) if _is_socket(ev) else None
 
 
+def _is_server(ctx: EvalContext, arg: str | None) -> FieldValueT:
+    """``false`` for a socket this host connected out; ``true`` for one it accepted."""
+    ev = _ev(ctx)
+    return _bool_text(not ev.outbound) if _is_socket(ev) else None
+
+
 def _sip_name(names: Mapping[str, str]) -> Extract:
     def extract(ctx: EvalContext, arg: str | None) -> FieldValueT:
         ev = _ev(ctx)
@@ -452,6 +458,7 @@ def build_table(hostname: str, known_names: Mapping[str, str]) -> FieldTable:
         _field("fd.directory", _fd_directory),
         _field("fd.filename", _fd_filename),
         _field("fd.l4proto", _l4proto),
+        _field("fd.is_server", _is_server),
         _field("fd.sip.name", _sip_name(known_names)),
         *(_field(n, _server_ip, **ip) for n in ("fd.sip", "fd.rip", "fd.dip", "fd.ip")),
         *(_field(n, _server_ip, **ip) for n in ("fd.net", "fd.snet", "fd.rnet")),

@@ -116,7 +116,8 @@ class RuntimeAnalyzer:
                 found.append(self._detection(BASELINE_VIOLATION, event, text))
         if self.hygiene is None:
             return found
-        lineage = tuple(event.ancestry[:4])
+        # one session: the same parent process (a shell typing commands, a web server)
+        lineage = (str(event.ppid), event.ancestry[0] if event.ancestry else "")
         out: list[Alert] = []
         for alert in found:
             out.extend(self.hygiene.offer(alert, lineage, event.time))

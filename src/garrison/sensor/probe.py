@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import socket
 import time
@@ -34,6 +35,7 @@ from garrison.sensor.wire import (
     EXE_UPPER_LAYER,
     PATH_LEN,
     PREFIX_LEN,
+    SOCK_OUTBOUND,
     WATCH_READ,
     WATCH_WRITE,
     ExecEvent,
@@ -87,7 +89,12 @@ DEFAULT_WATCHED_PATHS: tuple[tuple[str, int], ...] = (
 )
 OBJECTS = (
     (PROCESS_OBJECT, (b"handle_exec", b"handle_fork", b"handle_exit"), b"events", b"drops"),
-    (NET_OBJECT, (b"handle_connect", b"handle_dup2", b"handle_dup3"), b"net_events", b"net_drops"),
+    (
+        NET_OBJECT,
+        (b"handle_connect", b"handle_connect_exit", b"handle_dup2", b"handle_dup3"),
+        b"net_events",
+        b"net_drops",
+    ),
     (
         FILE_OBJECT,
         (b"handle_openat", b"handle_open", b"handle_openat_exit", b"handle_open_exit"),
@@ -217,8 +224,9 @@ def decode_net(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
         kind,
         fd=raw.fd,
         newfd=raw.newfd if kind == "dup_socket" else -1,
-        res=raw.newfd if kind == "dup_socket" else 0,
+        res=raw.newfd if kind == "dup_socket" else raw.ret,
         sock_type=raw.sock_type,
+        outbound=kind == "connect" or bool(raw.sock_flags & SOCK_OUTBOUND),
         dest_ip=_address(raw.family, raw.addr),
         dest_port=raw.port,
     )
@@ -424,7 +432,13 @@ class ProcessProbe:
         return 0
 
     def poll(self, timeout_ms: int = 100) -> int:
+        """Decode what the ring buffers hold, waiting up to ``timeout_ms`` for something.
+
+        A signal (Ctrl-C, SIGTERM) interrupting the wait is not an error: nothing was read.
+        """
         polled = self.libbpf.lib.ring_buffer__poll(self._rb, timeout_ms)
+        if polled == -errno.EINTR:
+            return 0
         return int(self.libbpf.check_rc("ring_buffer__poll", polled))
 
     def drops(self) -> int:

