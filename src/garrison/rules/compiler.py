@@ -495,12 +495,13 @@ def _list_op(
     op: str, get: Getter, values: tuple[str, ...], is_list: bool, numeric: bool
 ) -> Predicate:
     if op == "pmatch":
+        matches = value_cache(lambda path: _pmatch(path, values))
 
         def pmatch(ctx: EvalContext) -> bool:
             value = get(ctx)
             if isinstance(value, list):
-                return any(_pmatch(v, values) for v in value)
-            return value is not None and _pmatch(str(value), values)
+                return any(matches(v) for v in value)
+            return value is not None and matches(value)
 
         return pmatch
     if numeric:

@@ -73,6 +73,21 @@ NOT_CARRIED = (
 )
 
 
+def _memo(extract: Extract) -> Extract:
+    """Compute an argument-less derived field once per event (many rules ask for it)."""
+    slot = object()
+
+    def memoized(ctx: EvalContext, arg: str | None) -> FieldValueT:
+        cache = ctx.cache
+        if slot in cache:
+            value: FieldValueT = cache[slot]
+            return value
+        value = cache[slot] = extract(ctx, arg)
+        return value
+
+    return memoized
+
+
 def _ev(ctx: EvalContext) -> RuntimeEvent:
     event: RuntimeEvent = ctx.event
     return event
@@ -382,6 +397,12 @@ def _uncarried(ctx: EvalContext, arg: str | None) -> FieldValueT:
 
 _INLINE = {
     "evt.type": "(ev.syscall or None)",
+    "proc.pname": "(ev.ancestry[0] if ev.ancestry else None)",
+    "proc.tty": "ev.tty",
+    "proc.is_exe_upper_layer": '("true" if ev.exe_upper_layer else "false")',
+    "proc.is_exe_from_memfd": '("true" if ev.exe_from_memfd else "false")',
+    "user.uid": "(ev.uid if ev.uid >= 0 else None)",
+    "fd.num": '(ev.fd if ev.type in ("open", "connect", "dup_socket") else None)',
     "proc.name": "(ev.comm or None)",
     "proc.exepath": "(ev.exe or None)",
     "container.id": "ev.container_id",
@@ -403,9 +424,9 @@ def build_table(hostname: str, known_names: Mapping[str, str]) -> FieldTable:
         _field("evt.res", _evt_res),
         _field("evt.rawres", _evt_rawres, **number),
         _field("evt.failed", _attr(lambda e: _bool_text(e.res < 0))),
-        _field("evt.is_open_read", _is_open(False)),
-        _field("evt.is_open_write", _is_open(True)),
-        _field("evt.arg.flags", _evt_flags),
+        _field("evt.is_open_read", _memo(_is_open(False))),
+        _field("evt.is_open_write", _memo(_is_open(True))),
+        _field("evt.arg.flags", _memo(_evt_flags)),
         _field("evt.arg.request", _evt_request),
         _field("evt.arg.domain", _evt_domain),
         _field("evt.args", _evt_args),
@@ -413,8 +434,8 @@ def build_table(hostname: str, known_names: Mapping[str, str]) -> FieldTable:
         _field("proc.name", _attr(lambda e: e.comm)),
         _field("proc.exe", _proc_exe),
         _field("proc.exepath", _attr(lambda e: e.exe)),
-        _field("proc.args", _proc_args),
-        _field("proc.cmdline", _proc_cmdline),
+        _field("proc.args", _memo(_proc_args)),
+        _field("proc.cmdline", _memo(_proc_cmdline)),
         _field("proc.pid", _attr(lambda e: e.pid), **number),
         _field("proc.ppid", _attr(lambda e: e.ppid), **number),
         _field("proc.pname", _pname),
@@ -453,10 +474,10 @@ def build_table(hostname: str, known_names: Mapping[str, str]) -> FieldTable:
         _field("fd.num", _fd_num, **number),
         _field("fd.typechar", _fd_typechar),
         _field("fd.type", _fd_type),
-        _field("fd.name", _fd_name),
+        _field("fd.name", _memo(_fd_name)),
         _field("fd.nameraw", _fd_nameraw),
-        _field("fd.directory", _fd_directory),
-        _field("fd.filename", _fd_filename),
+        _field("fd.directory", _memo(_fd_directory)),
+        _field("fd.filename", _memo(_fd_filename)),
         _field("fd.l4proto", _l4proto),
         _field("fd.is_server", _is_server),
         _field("fd.sip.name", _sip_name(known_names)),

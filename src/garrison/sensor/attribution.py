@@ -80,6 +80,7 @@ class CgroupResolver:
         self.max_entries = max_entries
         self._paths: dict[int, str] = {}
         self._missed: dict[int, float] = {}
+        self._containers: dict[int, str] = {}  # a cgroup's directory names one container
         self._scanned = 0.0
 
     def _scan(self) -> None:
@@ -113,7 +114,14 @@ class CgroupResolver:
 
     def container(self, cgroup_id: int) -> str | None:
         """The container id for a cgroup id, ``host``, or None when the id is unknown."""
+        found = self._containers.get(cgroup_id)
+        if found is not None:
+            return found
         path = self.path(cgroup_id)
         if path is None:
             return None
-        return container_of_cgroup(f"0::{path.rstrip('/') or '/'}\n")
+        found = container_of_cgroup(f"0::{path.rstrip('/') or '/'}\n")
+        if len(self._containers) >= self.max_entries:
+            self._containers.clear()
+        self._containers[cgroup_id] = found
+        return found

@@ -14,9 +14,9 @@ from typing import Any
 
 from garrison.events.runtime import RuntimeEvent
 from garrison.sensor.attribution import CgroupResolver, container_of
-from garrison.sensor.containers import ContainerMetadata
+from garrison.sensor.containers import ContainerInfo, ContainerMetadata
 from garrison.sensor.libbpf import Libbpf, SampleFn
-from garrison.sensor.process_tree import ProcessTree
+from garrison.sensor.process_tree import Node, ProcessTree
 from garrison.sensor.syscalls import EVENT_SYSCALLS, WATCHED_SYSCALLS
 from garrison.sensor.syscalls import supported as syscalls_supported
 from garrison.sensor.wire import (
@@ -132,44 +132,49 @@ class Decoding:
         process tree; container identity from the runtime's state.
         """
         self.seq += 1
-        node = self.tree.get(raw.pid)
+        node = self.tree.get(raw.pid) or _UNKNOWN_PROCESS
         lineage = self.tree.lineage(raw.ppid)
         container_id = _container(raw.pid, raw.cgroup_id, self.cgroups)
-        common: dict[str, Any] = {
-            "type": kind,
-            "time": raw.time_ns / 1e9 + self.offset,
-            "seq": self.seq,
-            "pid": raw.pid,
-            "tid": getattr(raw, "tid", raw.pid),
-            "ppid": raw.ppid,
-            "uid": getattr(raw, "uid", -1),
-            "gid": getattr(raw, "gid", -1),
-            "comm": raw.comm.decode("utf-8", "replace"),
-            "exe": node.exe if node is not None else "",
-            "args": list(node.args) if node is not None else [],
-            "container_id": container_id,
-            "ancestry": lineage.names,
-            "ancestry_exe": lineage.exes,
-            "parent_args": lineage.parent_args,
-            "cgroup_id": raw.cgroup_id,
-            "cap_effective": getattr(raw, "cap_effective", 0),
-            "syscall": EVENT_SYSCALLS.get(kind, ""),
-        }
-        if node is not None:
-            common["tty"] = node.tty
-            common["loginuid"] = node.loginuid
-            common["process_start"] = node.start
-            common["exe_upper_layer"] = node.exe_upper_layer
-            common["exe_from_memfd"] = node.exe_from_memfd
-        info = self.containers.lookup(container_id) if self.containers is not None else None
-        if info is not None:
-            common["container_name"] = info.name
-            common["image"] = info.image
-            common["privileged"] = info.privileged
-            common["pod"] = info.pod
-            common["namespace"] = info.namespace
-        common.update(fields)
-        return RuntimeEvent(**common)
+        info = None
+        if self.containers is not None:
+            info = self.containers.lookup(container_id)
+        if info is None:
+            info = _NO_CONTAINER
+        return RuntimeEvent(
+            type=kind,
+            time=raw.time_ns / 1e9 + self.offset,
+            seq=self.seq,
+            pid=raw.pid,
+            tid=getattr(raw, "tid", raw.pid),
+            ppid=raw.ppid,
+            uid=getattr(raw, "uid", -1),
+            gid=getattr(raw, "gid", -1),
+            comm=raw.comm.decode("utf-8", "replace"),
+            exe=node.exe,
+            args=list(node.args),
+            container_id=container_id,
+            ancestry=lineage.names,
+            ancestry_exe=lineage.exes,
+            parent_args=lineage.parent_args,
+            process_start=node.start,
+            tty=node.tty,
+            loginuid=node.loginuid,
+            cgroup_id=raw.cgroup_id,
+            cap_effective=getattr(raw, "cap_effective", 0),
+            exe_upper_layer=node.exe_upper_layer,
+            exe_from_memfd=node.exe_from_memfd,
+            syscall=fields.pop("syscall", None) or EVENT_SYSCALLS.get(kind, ""),
+            container_name=info.name,
+            image=info.image,
+            privileged=info.privileged,
+            pod=info.pod,
+            namespace=info.namespace,
+            **fields,
+        )
+
+
+_UNKNOWN_PROCESS = Node(ppid=0, comm="")
+_NO_CONTAINER = ContainerInfo(id="")
 
 
 def decode_exec(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
