@@ -53,7 +53,7 @@ PROGRAMS = [
     ("/usr/bin/curl", ["curl", "-fsS", "http://localhost:8080/healthz"]),
     ("/usr/bin/java", ["java", "-jar", "/app/server.jar"]),
     ("/usr/local/bin/node", ["node", "server.js"]),
-    ("/bin/grep", ["grep", "-q", "ready", "/tmp/status"]),
+    ("/bin/grep", ["grep", "-q", "ready", "/run/app/status"]),
     ("/usr/bin/awk", ["awk", "{print $1}"]),
     ("/bin/date", ["date", "+%s"]),
     ("/usr/bin/pg_isready", ["pg_isready", "-h", "db"]),

@@ -117,9 +117,18 @@ def test_rules_check_passes_on_the_shipped_packs() -> None:
     result = run("rules", "check", *files)
     assert result.returncode == 0, result.stderr
     assert re.search(
-        r"^\d+ rules \(\d+ k8s_audit\), \d+ macros, \d+ lists loaded; \d+ rules compiled; 0 errors",
+        r"^\d+ rules \(\d+ k8s_audit, \d+ syscall\), \d+ macros, \d+ lists loaded; "
+        r"\d+ rules compiled; 0 errors",
         result.stdout,
     )
+
+
+def test_rules_check_reports_what_falco_stable_rules_need() -> None:
+    result = run("rules", "check", str(corpus("falco-rules") / "falco_rules.yaml"))
+    assert result.returncode == 1  # three rules need what the sensor does not carry
+    assert "25 rules (25 syscall)" in result.stdout and "22 rules compiled" in result.stdout
+    assert "field 'proc.cwd' is not carried" in result.stderr
+    assert "(symlink, symlinkat)" in result.stderr
 
 
 def test_intel_tor_list(tmp_path: Path) -> None:
@@ -142,7 +151,7 @@ def test_up_runs_end_to_end(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {**os.environ, "GARRISON_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [*GARRISON, "up", "--api-port", "0", "--audit-port", "0"],
+        [*GARRISON, "up", "--api-port", "0", "--audit-port", "0", "--no-sensor"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

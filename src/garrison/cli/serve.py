@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,7 +175,12 @@ class Backend:
         await asyncio.to_thread(self.save_baseline)
 
 
-async def run_until_signalled(backend: Backend, on_ready: object = None) -> None:
+async def run_until_signalled(
+    backend: Backend,
+    on_ready: object = None,
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Serve until SIGINT or SIGTERM; ``on_stop`` runs first (children of ``garrison up``)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -183,5 +189,7 @@ async def run_until_signalled(backend: Backend, on_ready: object = None) -> None
     if callable(on_ready):
         on_ready(backend)
     await stop.wait()
+    if on_stop is not None:
+        await on_stop()
     log.info("stopping: draining the audit queue")
     await backend.stop()

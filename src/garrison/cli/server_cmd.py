@@ -5,14 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from garrison.audit.analyzer import AnalyzerConfig, RulesLoadFailed
 from garrison.cli.home import AUDIT_POLICY, Home, webhook_kubeconfig
+from garrison.cli.publisher_cmd import TOKEN_ENV
 from garrison.cli.serve import Backend, ServeConfig, run_until_signalled
+from garrison.cli.supervise import Child, Supervisor
 from garrison.content import CONTENT_DIR
+from garrison.sensor.preflight import check
+from garrison.sensor.probe import OBJECT_DIR, PROCESS_OBJECT
 from garrison.server.api import ServerConfig
 from garrison.server.store.base import StoreError
 from garrison.server.store.sqlite import SQLiteStore
@@ -33,6 +38,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def register_up(commands: Any, name: str) -> None:
     parser = commands.add_parser(name, help="run garrison on this machine (SQLite, local TLS)")
     _common(parser)
+    parser.add_argument(
+        "--no-sensor", action="store_true", help="do not run the runtime sensor and publisher"
+    )
     parser.set_defaults(run=run_up)
 
 
@@ -66,7 +74,7 @@ def _serve_config(args: argparse.Namespace, home: Home, tls: TLSFiles, db: Path)
     )
 
 
-def _run(config: ServeConfig, store: SQLiteStore, on_ready: Any) -> int:
+def _run(config: ServeConfig, store: SQLiteStore, on_ready: Any, on_stop: Any = None) -> int:
     try:
         backend = Backend(config, store)
     except RulesLoadFailed as exc:
@@ -74,7 +82,7 @@ def _run(config: ServeConfig, store: SQLiteStore, on_ready: Any) -> int:
             print(f"error: {error}", file=sys.stderr)
         return 1
     try:
-        asyncio.run(run_until_signalled(backend, on_ready))
+        asyncio.run(run_until_signalled(backend, on_ready, on_stop))
     except OSError as exc:
         print(f"error: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -139,6 +147,77 @@ def prepare_home(home: Home, store: SQLiteStore, host: str, audit_port: int) -> 
     return client
 
 
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _show_alert(line: str) -> None:
+    """A sensor alert line, as a newcomer reads it in the console."""
+    try:
+        alert = json.loads(line)
+        text = f"{alert['severity']:<6} {alert['rule_id']}: {alert['output']}"
+        if alert.get("update_of"):
+            text += f" (x{alert['count']})"
+    except (ValueError, KeyError, TypeError):
+        text = line
+    print(f"alert  {text}", flush=True)
+
+
+def runtime_children(home: Home, api: str, cluster_token: str) -> list[Child]:
+    """The sensor (analyzing on this node, queuing into the outbox) and the publisher."""
+    env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+    garrison = [sys.executable, "-m", "garrison.cli"]
+    outbox = str(home.root / "outbox.db")
+    sensor = Child(
+        "sensor",
+        [
+            *garrison,
+            "sensor",
+            "--emit",
+            "alerts",
+            "--outbox",
+            outbox,
+            "--cluster",
+            LOCAL_CLUSTER,
+            "--baseline-state",
+            str(home.root / "baselines.json"),
+        ],
+        env,
+        on_stdout=_show_alert,
+        on_stderr=lambda line: _say(f"[sensor] {line}"),
+    )
+    publisher = Child(
+        "publisher",
+        [
+            *garrison,
+            "publisher",
+            "--home",
+            str(home.root),
+            "--outbox",
+            outbox,
+            "--url",
+            api,
+            "--cluster",
+            LOCAL_CLUSTER,
+            "--ca",
+            str(home.tls_dir / "ca.crt"),
+            "--metrics-port",
+            "0",
+        ],
+        {**env, TOKEN_ENV: cluster_token},  # in the environment, never on a command line
+        on_stdout=lambda line: _say(f"[publisher] {line}"),
+        on_stderr=lambda line: _say(f"[publisher] {line}"),
+    )
+    return [sensor, publisher]
+
+
+def sensor_problems() -> list[str]:
+    """Why the runtime sensor cannot run here (empty: it can)."""
+    if os.geteuid() != 0:
+        return ["it needs root (CAP_BPF and CAP_PERFMON); run garrison up as root to add it"]
+    return [str(p) for p in check([OBJECT_DIR / PROCESS_OBJECT])]
+
+
 def run_up(args: argparse.Namespace) -> int:
     home = Home.resolve(args.home)
     home.ensure()
@@ -151,7 +230,14 @@ def run_up(args: argparse.Namespace) -> int:
     config = _serve_config(args, home, tls, home.db)
     config.client_ca = tls.ca
 
+    supervisor: Supervisor | None = None
+
+    async def stop_children() -> None:
+        if supervisor is not None:
+            await supervisor.stop()
+
     def ready(backend: Backend) -> None:
+        nonlocal supervisor
         client = prepare_home(home, store, args.host, backend.bound["audit"])
         api = f"https://{args.host}:{backend.bound['api']}"
         audit = f"https://{args.host}:{backend.bound['audit']}/k8s-audit"
@@ -174,5 +260,20 @@ Try it: send a sample audit event, then list the alerts it raised:
 Ctrl-C stops garrison.""",
             flush=True,
         )
+        problems = ["--no-sensor was given"] if args.no_sensor else sensor_problems()
+        if problems:
+            for problem in problems:
+                print(f"runtime sensor not started: {problem}", flush=True)
+            return
+        supervisor = Supervisor(runtime_children(home, api, client["cluster_token"]), say=_say)
+        supervisor.start()
+        print(
+            f"""
+Runtime sensor and publisher started (outbox {home.root / "outbox.db"}).
+Try it: read the password file, and watch the alert arrive here and in the API:
+  cat /etc/shadow > /dev/null
+  garrison alerts list --rule runtime_shadow_read""",
+            flush=True,
+        )
 
-    return _run(config, store, ready)
+    return _run(config, store, ready, stop_children)
