@@ -14,9 +14,11 @@ char LICENSE[] SEC("license") = "GPL";
 const struct garrison_exec_event *garrison_exec_event_btf __attribute__((unused));
 const struct garrison_task_event *garrison_task_event_btf __attribute__((unused));
 
+/* the one ring buffer: the other objects reuse it (user space shares its fd before they
+ * load), so every event is read in the order the kernel reserved it */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 22);
+	__uint(max_entries, 1 << 24);
 } events SEC(".maps");
 
 struct {

@@ -102,3 +102,20 @@ def test_shadow_read_inside_a_container(tmp_path: Path) -> None:
         if e.type == "exec" and e.comm == "sh" and e.container_id == name
     }
     assert opens[0].comm == "cat" and opens[0].ppid in shells  # by pid: see test_containers
+
+
+def test_one_ring_keeps_order_across_programs() -> None:
+    """The open of a process that just started is read after its exec: it carries the exe."""
+    import subprocess
+
+    seen: list[RuntimeEvent] = []
+    probe = ProcessProbe(seen.append)
+    try:
+        for _ in range(20):
+            subprocess.run(["/bin/cat", "/etc/shadow"], stdout=subprocess.DEVNULL, check=True)
+        drain(probe)
+    finally:
+        probe.close()
+    opens = [e for e in seen if e.type == "open" and e.comm == "cat" and e.path == "/etc/shadow"]
+    assert len(opens) == 20
+    assert all(e.exe == "/bin/cat" and e.args == ["/bin/cat", "/etc/shadow"] for e in opens)

@@ -39,6 +39,8 @@ class Libbpf:
             "bpf_object__close": (None, [v]),
             "bpf_object__find_program_by_name": (v, [v, ctypes.c_char_p]),
             "bpf_object__find_map_fd_by_name": (ctypes.c_int, [v, ctypes.c_char_p]),
+            "bpf_object__find_map_by_name": (v, [v, ctypes.c_char_p]),
+            "bpf_map__reuse_fd": (ctypes.c_int, [v, ctypes.c_int]),
             "bpf_program__attach": (v, [v]),
             "bpf_link__destroy": (ctypes.c_int, [v]),
             "ring_buffer__new": (v, [ctypes.c_int, SampleFn, v, v]),

@@ -308,6 +308,7 @@ class ProcessProbe:
         self.decoding = Decoding(self.offset, self.cgroups, self.tree, ContainerMetadata())
         self._objects: list[int] = []
         self._rb: int | None = None
+        self._ring_fd = -1
         self._links: list[int] = []
         self._drops_fds: list[int] = []
         self._callback = SampleFn(self._sample)  # kept alive as long as the ring buffer
@@ -333,19 +334,25 @@ class ProcessProbe:
         ptr, rc = self.libbpf.check_ptr, self.libbpf.check_rc
         obj = ptr("bpf_object__open_file", lib.bpf_object__open_file(str(path).encode(), None))
         self._objects.append(obj)
+        if self._rb is not None:
+            # every object writes into the first one's ring buffer: one ring keeps the
+            # kernel's order across programs (an exec is read before the open it makes)
+            ring = ptr(f"find {events.decode()}", lib.bpf_object__find_map_by_name(obj, events))
+            rc(
+                f"share the ring buffer with {path.name}",
+                lib.bpf_map__reuse_fd(ring, self._ring_fd),
+            )
         rc(f"bpf_object__load {path.name}", lib.bpf_object__load(obj))
         for name in programs:
             program = ptr(f"find {name.decode()}", lib.bpf_object__find_program_by_name(obj, name))
             self._links.append(ptr("bpf_program__attach", lib.bpf_program__attach(program)))
         find_map = lib.bpf_object__find_map_fd_by_name
-        events_fd = rc(f"find map {events.decode()}", find_map(obj, events))
         self._drops_fds.append(rc(f"find map {drops.decode()}", find_map(obj, drops)))
         if self._rb is None:
+            self._ring_fd = rc(f"find map {events.decode()}", find_map(obj, events))
             self._rb = ptr(
-                "ring_buffer__new", lib.ring_buffer__new(events_fd, self._callback, None, None)
+                "ring_buffer__new", lib.ring_buffer__new(self._ring_fd, self._callback, None, None)
             )
-        else:
-            rc("ring_buffer__add", lib.ring_buffer__add(self._rb, events_fd, self._callback, None))
         return int(obj)
 
     def _watch(self, obj: int, prefixes: tuple[tuple[str, int], ...]) -> None:
