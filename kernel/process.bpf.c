@@ -185,6 +185,7 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 		event->flags = exe_flags(exe, inode);
 	}
 	event->tty = tty_nr(task);
+	event->sid = BPF_CORE_READ(task, signal, pids[PIDTYPE_SID], numbers[0].nr);
 	event->loginuid = (__u32)-1;
 	if (bpf_core_field_exists(task->loginuid))
 		event->loginuid = BPF_CORE_READ(task, loginuid.val);

@@ -50,6 +50,8 @@ struct garrison_exec_event {
 	__u32 flags;         /* GARRISON_EXE_* */
 	__u32 tty;           /* controlling terminal as /proc/<pid>/stat's tty_nr; 0: none */
 	__u32 loginuid;      /* audit login uid; 4294967295 when not from a login */
+	__u32 sid;           /* session id (the session leader's pid) */
+	__u32 pad;
 	char comm[GARRISON_COMM_LEN];
 	char filename[GARRISON_PATH_LEN];
 	char args[GARRISON_ARGS_LEN];

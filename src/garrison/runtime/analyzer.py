@@ -116,8 +116,12 @@ class RuntimeAnalyzer:
                 found.append(self._detection(BASELINE_VIOLATION, event, text))
         if self.hygiene is None:
             return found
-        # one session: the same parent process (a shell typing commands, a web server)
-        lineage = (str(event.ppid), event.ancestry[0] if event.ancestry else "")
+        # one session (a kubectl exec, an ssh login): the same session id; without one,
+        # the same parent process
+        if event.sid:
+            lineage: tuple[str, ...] = (f"session:{event.sid}",)
+        else:
+            lineage = (str(event.ppid), event.ancestry[0] if event.ancestry else "")
         out: list[Alert] = []
         for alert in found:
             out.extend(self.hygiene.offer(alert, lineage, event.time))

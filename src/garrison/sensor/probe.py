@@ -159,6 +159,8 @@ class Decoding:
             process_start=node.start,
             tty=node.tty,
             loginuid=node.loginuid,
+            sid=node.sid,
+            session_leader=self._session_leader(node.sid),
             cgroup_id=raw.cgroup_id,
             cap_effective=getattr(raw, "cap_effective", 0),
             exe_upper_layer=node.exe_upper_layer,
@@ -171,6 +173,10 @@ class Decoding:
             namespace=info.namespace,
             **fields,
         )
+
+    def _session_leader(self, sid: int) -> str:
+        leader = self.tree.get(sid) if sid else None
+        return leader.comm if leader is not None else ""
 
 
 _UNKNOWN_PROCESS = Node(ppid=0, comm="")
@@ -191,6 +197,7 @@ def decode_exec(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
         tuple(a.decode("utf-8", "replace") for a in args_bytes.split(b"\0") if a),
         tty=raw.tty,
         loginuid=-1 if raw.loginuid == 0xFFFFFFFF else raw.loginuid,
+        sid=raw.sid,
         exe_upper_layer=bool(raw.flags & EXE_UPPER_LAYER),
         exe_from_memfd=bool(raw.flags & EXE_MEMFD),
     )

@@ -26,6 +26,7 @@ class Node:
     args: tuple[str, ...] = ()
     tty: int = 0
     loginuid: int = -1
+    sid: int = 0
     start: float = 0.0  # wall-clock seconds when the process was created; 0 unknown
     exe_upper_layer: bool = False
     exe_from_memfd: bool = False
@@ -74,9 +75,11 @@ class ProcessTree:
             comm = stat[stat.index("(") + 1 : stat.rindex(")")]
             rest = stat[stat.rindex(")") + 2 :].split()
             ppid = int(rest[1])
+            sid = int(rest[3]) if len(rest) > 3 else 0
             tty = int(rest[4]) if len(rest) > 4 else 0
             start = boot + int(rest[19]) / ticks if len(rest) > 19 and boot else 0.0
-            self._put(int(entry.name), Node(ppid, comm, *_image(entry), tty=tty, start=start))
+            node = Node(ppid, comm, *_image(entry), tty=tty, sid=sid, start=start)
+            self._put(int(entry.name), node)
             count += 1
         return count
 
@@ -98,6 +101,7 @@ class ProcessTree:
         *,
         tty: int = 0,
         loginuid: int = -1,
+        sid: int = 0,
         exe_upper_layer: bool = False,
         exe_from_memfd: bool = False,
     ) -> Node:
@@ -109,6 +113,7 @@ class ProcessTree:
             args[:MAX_ARGS],
             tty,
             loginuid,
+            sid,
             known.start if known is not None else 0.0,
             exe_upper_layer,
             exe_from_memfd,

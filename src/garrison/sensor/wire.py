@@ -45,6 +45,8 @@ class ExecEvent(ctypes.Structure):
         ("flags", ctypes.c_uint32),
         ("tty", ctypes.c_uint32),
         ("loginuid", ctypes.c_uint32),
+        ("sid", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
         ("comm", ctypes.c_char * COMM_LEN),
         ("filename", ctypes.c_char * PATH_LEN),
         ("args", ctypes.c_char * ARGS_LEN),

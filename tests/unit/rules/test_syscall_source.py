@@ -56,6 +56,8 @@ def test_process_fields_and_ancestors() -> None:
     assert fires(rules(rule("proc.aname in (nginx, php-fpm8.2)")), event)
     assert not fires(rules(rule("proc.aname in (nginx, httpd)")), event)
     assert fires(rules(rule("proc.aexepath[2] = /usr/sbin/php-fpm8.2")), event)
+    session = spawn("/bin/ls", sid=77, session_leader="bash")
+    assert fires(rules(rule("proc.sid = 77 and proc.sname = bash")), session)
 
 
 def test_file_fields_and_open_flags() -> None:
