@@ -28,7 +28,7 @@ from garrison.publisher.outbox import Outbox
 from garrison.tls import client_context
 
 EVENTS = 200_000
-BATCH = 1_000
+BATCH = 4_000  # the publisher's default batch size
 PAYLOAD = b'{"type":"exec","pid":4242,"ppid":1,"comm":"sh","exe":"/bin/sh","args":["sh","-c","id"],"uid":0,"container_id":"3f2a9c0e1b7d"}'
 RATE = 5_000
 LOAD_SECONDS = 20

@@ -39,7 +39,7 @@ def register(commands: Any, name: str) -> None:
     parser.add_argument("--ca", help="CA certificate of the backend (default: system CAs)")
     parser.add_argument("--client-cert", help="client certificate for mTLS (optional)")
     parser.add_argument("--client-key", help="client key for mTLS")
-    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=4000)
     parser.add_argument("--max-bytes", type=int, default=256 * 1024 * 1024, help="outbox cap")
     parser.add_argument("--max-age", type=float, default=24 * 3600, help="outbox cap, seconds")
     parser.add_argument("--metrics-host", default="127.0.0.1")

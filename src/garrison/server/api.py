@@ -7,6 +7,7 @@ store work in a thread so the event loop keeps answering.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -129,13 +130,17 @@ class ServerAPI:
             self._count(413)
             self.metrics.rejected.labels(reason="too_large").inc()
             return _error(413, f"body exceeds the {self.config.max_body} byte limit")
-        try:
-            batch = _batch_decoder.decode(body)
-        except msgspec.DecodeError as exc:
-            self._count(400)
-            self.metrics.rejected.labels(reason="malformed").inc()
-            return _error(400, f"not an envelope batch: {exc}")
-        if len(batch.envelopes) > MAX_ENVELOPES:
+        typed: list[Envelope | msgspec.Raw]
+        try:  # one typed pass when every envelope is well formed, item by item otherwise
+            typed = list(_typed_batch_decoder.decode(body).envelopes)
+        except msgspec.DecodeError:
+            try:
+                typed = list(_batch_decoder.decode(body).envelopes)
+            except msgspec.DecodeError as exc:
+                self._count(400)
+                self.metrics.rejected.labels(reason="malformed").inc()
+                return _error(400, f"not an envelope batch: {exc}")
+        if len(typed) > MAX_ENVELOPES:
             self._count(413)
             self.metrics.rejected.labels(reason="too_many").inc()
             return _error(413, f"at most {MAX_ENVELOPES} envelopes per request")
@@ -143,10 +148,6 @@ class ServerAPI:
         events: list[StoredEvent] = []
         alerts: list[Alert] = []
         audit_payloads: list[bytes] = []
-        try:  # one typed pass when every envelope is well formed, item by item otherwise
-            typed: list[Envelope | msgspec.Raw] = list(_typed_batch_decoder.decode(body).envelopes)
-        except msgspec.DecodeError:
-            typed = list(batch.envelopes)
         for index, item in enumerate(typed):
             problem = self._accept(item, cluster, events, alerts, audit_payloads)
             if problem is not None:
@@ -173,8 +174,8 @@ class ServerAPI:
                 self.store.record_alerts, alerts, self.config.dedupe_window_seconds
             )
         self.metrics.duplicates.inc(duplicates)
-        for event in events:
-            self.metrics.envelopes.labels(kind=event.kind).inc()
+        for kind, count in collections.Counter(event.kind for event in events).items():
+            self.metrics.envelopes.labels(kind=kind).inc(count)
         self._count(200)
         return web.json_response(
             {"accepted": len(events), "duplicates": duplicates, "rejected": rejected}
