@@ -213,9 +213,13 @@ def test_sensor_serves_event_and_drop_metrics() -> None:
     try:
         wait_attached(sensor)
         subprocess.run(["/bin/true", "garrison-metrics-test"], check=True)
-        time.sleep(0.5)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            text = response.read().decode()
+        text = ""
+        for _ in range(40):  # event counts reach the metrics once a second
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                text = response.read().decode()
+            if re.search(r'garrison_sensor_events_total\{type="exec"\} [1-9]', text):
+                break
+            time.sleep(0.1)
     finally:
         sensor.communicate(timeout=30)
     assert re.search(r'garrison_sensor_events_total\{type="exec"\} [1-9]', text)

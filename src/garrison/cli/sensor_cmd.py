@@ -97,6 +97,11 @@ class _Metrics:
             "garrison_sensor_processes", "Processes in the process tree", registry=self.registry
         )
 
+    def add_events(self, counts: dict[str, int]) -> None:
+        for kind, count in counts.items():
+            self.events.labels(type=kind).inc(count)
+        counts.clear()
+
 
 class _CountAlerts:
     def __init__(self, metrics: _Metrics) -> None:
@@ -164,8 +169,10 @@ def run_sensor(args: argparse.Namespace) -> int:  # noqa: C901 - one composition
         sinks.append(writer)
     enforcer: DriftEnforcer | None = None
 
+    counts: dict[str, int] = {}  # per type, moved into the metrics once a second
+
     def emit(event: RuntimeEvent) -> None:
-        metrics.events.labels(type=event.type).inc()
+        counts[event.type] = counts.get(event.type, 0) + 1
         if enforcer is not None:
             enforcer.observe(event)
         for sink in sinks:
@@ -211,6 +218,7 @@ def run_sensor(args: argparse.Namespace) -> int:  # noqa: C901 - one composition
             for sink in sinks:
                 sink.tick(now)
             if time.monotonic() - counted >= 1.0:  # counters cost syscalls: once a second
+                metrics.add_events(counts)
                 metrics.kernel_drops.set(probe.drops())
                 metrics.tracked.set(len(probe.tree))
                 counted = time.monotonic()
@@ -218,6 +226,7 @@ def run_sensor(args: argparse.Namespace) -> int:  # noqa: C901 - one composition
                 baselines.save(Path(args.baseline_state))
                 saved = time.monotonic()
         probe.poll(0)
+        metrics.add_events(counts)
     finally:
         drops = probe.drops()
         probe.close()

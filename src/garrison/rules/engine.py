@@ -71,11 +71,21 @@ class CompiledRule:
     line: int
 
 
-@dataclass(frozen=True)
 class Match:
-    rule: CompiledRule
-    output: str
-    context: EvalContext
+    """A rule that matched an event; its output is rendered when first asked for."""
+
+    __slots__ = ("_output", "context", "rule")
+
+    def __init__(self, rule: CompiledRule, context: EvalContext) -> None:
+        self.rule = rule
+        self.context = context
+        self._output: str | None = None
+
+    @property
+    def output(self) -> str:
+        if self._output is None:
+            self._output = self.rule.render(self.context)
+        return self._output
 
 
 @dataclass
@@ -183,20 +193,16 @@ class Engine:
         if cluster:
             ctx.cache["cluster"] = cluster
         if self.hot_after is None or self._index_key is None:
-            return [
-                Match(rule, rule.render(ctx), ctx)
-                for rule in self.candidates(event)
-                if rule.predicate(ctx)
-            ]
+            return [Match(rule, ctx) for rule in self.candidates(event) if rule.predicate(ctx)]
         bucket = self._bucket(event)
         fused = bucket.fused
         if fused is not None:
             rules = bucket.rules
-            return [Match(rules[i], rules[i].render(ctx), ctx) for i in fused(ctx)]
+            return [Match(rules[i], ctx) for i in fused(ctx)]
         bucket.seen += 1
         if bucket.seen >= self.hot_after and self.fused < MAX_FUSED_BUCKETS:
             self._fuse(bucket)
-        return [Match(rule, rule.render(ctx), ctx) for rule in bucket.rules if rule.predicate(ctx)]
+        return [Match(rule, ctx) for rule in bucket.rules if rule.predicate(ctx)]
 
     def _bucket(self, event: Any) -> _Bucket:
         """The rules that can match ``event``; bounded, cleared whole when full."""

@@ -97,7 +97,13 @@ class RuntimeAnalyzer:
         """Alerts to send now for ``event`` (hygiene applied)."""
         found: list[Alert] = []
         blocked = event.type == "exec" and event.blocked
+        lineage = self._lineage(event)
+        hygiene = self.hygiene
         for match in self.engine.evaluate(event, cluster=self.cluster):
+            if hygiene is not None and hygiene.merge(
+                match.rule.id, event.container_id, lineage, event.time, " ".join(event.args)
+            ):
+                continue  # a repeat of an open alert: counted, nothing built
             alert = self._from_match(match, event, blocked)
             if alert is not None:
                 found.append(alert)
@@ -116,16 +122,17 @@ class RuntimeAnalyzer:
                 found.append(self._detection(BASELINE_VIOLATION, event, text))
         if self.hygiene is None:
             return found
-        # one session (a kubectl exec, an ssh login): the same session id; without one,
-        # the same parent process
-        if event.sid:
-            lineage: tuple[str, ...] = (f"session:{event.sid}",)
-        else:
-            lineage = (str(event.ppid), event.ancestry[0] if event.ancestry else "")
         out: list[Alert] = []
         for alert in found:
             out.extend(self.hygiene.offer(alert, lineage, event.time))
         return out
+
+    @staticmethod
+    def _lineage(event: RuntimeEvent) -> tuple[str, ...]:
+        """One session (a kubectl exec, an ssh login): the session id; else the parent."""
+        if event.sid:
+            return (f"session:{event.sid}",)
+        return (str(event.ppid), event.ancestry[0] if event.ancestry else "")
 
     def tick(self, now: float) -> list[Alert]:
         """Updated counts of aggregates whose window closed."""

@@ -52,6 +52,21 @@ class AlertAggregator:
         self.suppressed: dict[str, int] = {}
         self.merged = 0
 
+    def merge(
+        self, rule_id: str, container: str, lineage: tuple[str, ...], when: float, command: str
+    ) -> bool:
+        """Count a repeat into its open aggregate, if there is one (no alert is built then)."""
+        found = self._open.get((rule_id, container, *lineage))
+        if found is None or when - found.opened >= self.window:
+            return False
+        found.alert.count += 1
+        found.alert.last_seen = max(found.alert.last_seen, when)
+        found.updated = True
+        if command and command not in found.commands and len(found.commands) < MAX_COMMANDS:
+            found.commands.append(command)
+        self.merged += 1
+        return True
+
     def offer(self, alert: Alert, lineage: tuple[str, ...], now: float) -> list[Alert]:
         """What to send now for a new match: the alert, or nothing when it joins an open one.
 

@@ -1,8 +1,9 @@
 """A bounded process tree, seeded from /proc and kept by fork, exec and exit events.
 
 Ancestry then comes from the event stream itself: an exec is decoded after its parents'
-forks and execs and before their exits, so even a chain of processes that all ended before
-the sensor read them keeps its names. Each node also keeps what the process's current
+forks and execs and before their exits, and each process keeps its ancestors' names from
+when it was created, so even a chain of processes that all ended before the sensor read them
+keeps its names. Each node also keeps what the process's current
 image is (executable, argv, terminal, login uid, drift flags), so events other than exec —
 an open, a connect — carry the command line of the process that made them.
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 MAX_ARGS = 64  # argv entries kept per process (the kernel already bounds them to 512 bytes)
+DEPTH = 8  # ancestors kept per process
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,10 @@ class Node:
     start: float = 0.0  # wall-clock seconds when the process was created; 0 unknown
     exe_upper_layer: bool = False
     exe_from_memfd: bool = False
+    # the ancestors' names and executables when this process was created (parent first):
+    # an event's ancestry is then one lookup, and survives ancestors that have exited
+    chain_names: tuple[str, ...] = ()
+    chain_exes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +87,49 @@ class ProcessTree:
             node = Node(ppid, comm, *_image(entry), tty=tty, sid=sid, start=start)
             self._put(int(entry.name), node)
             count += 1
+        self._link_seeded()
         return count
+
+    def _link_seeded(self) -> None:
+        """Chains for processes read from /proc (in no particular order)."""
+        done: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+        def chain(pid: int, seen: frozenset[int]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+            if pid in done:
+                return done[pid]
+            node = self._nodes.get(pid)
+            parent = self._nodes.get(node.ppid) if node is not None else None
+            if node is None or parent is None or node.ppid in seen:
+                done[pid] = ((), ())
+                return done[pid]
+            names, exes = chain(node.ppid, seen | {pid})
+            done[pid] = ((parent.comm, *names)[:DEPTH], (parent.exe, *exes)[:DEPTH])
+            return done[pid]
+
+        for pid in list(self._nodes):
+            names, exes = chain(pid, frozenset())
+            self._nodes[pid] = replace(self._nodes[pid], chain_names=names, chain_exes=exes)
+
+    def _chain_below(self, ppid: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        parent = self._nodes.get(ppid)
+        if parent is None:
+            return (), ()
+        return (
+            (parent.comm, *parent.chain_names)[:DEPTH],
+            (parent.exe, *parent.chain_exes)[:DEPTH],
+        )
 
     def fork(self, pid: int, ppid: int, comm: str, start: float = 0.0) -> None:
         """A new process: a copy of its parent's image until it execs."""
         parent = self._nodes.get(ppid)
+        names, exes = self._chain_below(ppid)
         if parent is None:
-            self._put(pid, Node(ppid, comm, start=start))
+            node = Node(ppid, comm, start=start, chain_names=names, chain_exes=exes)
         else:
-            self._put(pid, replace(parent, ppid=ppid, comm=comm, start=start))
+            node = replace(
+                parent, ppid=ppid, comm=comm, start=start, chain_names=names, chain_exes=exes
+            )
+        self._put(pid, node)
 
     def exec(
         self,
@@ -106,6 +146,10 @@ class ProcessTree:
         exe_from_memfd: bool = False,
     ) -> Node:
         known = self._nodes.get(pid)
+        if known is not None and known.ppid == ppid:
+            names, exes = known.chain_names, known.chain_exes
+        else:
+            names, exes = self._chain_below(ppid)
         node = Node(
             ppid,
             comm,
@@ -117,6 +161,8 @@ class ProcessTree:
             known.start if known is not None else 0.0,
             exe_upper_layer,
             exe_from_memfd,
+            names,
+            exes,
         )
         self._put(pid, node)
         return node
@@ -128,23 +174,16 @@ class ProcessTree:
         """Names of the parent, grandparent, ... as far as the tree knows (bounded)."""
         return self.lineage(ppid, depth).names
 
-    def lineage(self, ppid: int, depth: int = 8) -> Lineage:
-        names: list[str] = []
-        exes: list[str] = []
-        parent_args: list[str] = []
-        pid = ppid
-        seen: set[int] = set()
-        while pid > 0 and len(names) < depth and pid not in seen:
-            seen.add(pid)
-            node = self._nodes.get(pid)
-            if node is None:
-                break
-            if not names:
-                parent_args = list(node.args)
-            names.append(node.comm)
-            exes.append(node.exe)
-            pid = node.ppid
-        return Lineage(names, exes, parent_args)
+    def lineage(self, ppid: int, depth: int = DEPTH) -> Lineage:
+        """The parent (``ppid``), then its ancestors as they were when it was created."""
+        parent = self._nodes.get(ppid)
+        if parent is None:
+            return Lineage([], [], [])
+        return Lineage(
+            [parent.comm, *parent.chain_names[: depth - 1]],
+            [parent.exe, *parent.chain_exes[: depth - 1]],
+            list(parent.args),
+        )
 
 
 def _image(entry: Path) -> tuple[str, tuple[str, ...]]:

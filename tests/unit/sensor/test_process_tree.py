@@ -14,7 +14,9 @@ def test_fork_exec_exit_and_ancestry() -> None:
     tree.exec(30, 20, "curl")
     assert tree.ancestry(30) == ["curl", "sh", "containerd-shim"]
     tree.exit(20)
-    assert tree.ancestry(30) == ["curl"]  # the chain stops where the tree no longer knows
+    assert tree.ancestry(30) == ["curl", "sh", "containerd-shim"]  # kept from its creation
+    tree.exit(30)
+    assert tree.ancestry(30) == []  # the process itself is gone
 
 
 def test_bounded_and_cycle_safe() -> None:
@@ -23,8 +25,11 @@ def test_bounded_and_cycle_safe() -> None:
         tree.fork(pid, pid - 1, f"p{pid}")
     assert len(tree) == 100 and tree.evicted == 900
     tree.fork(5, 6, "a")
-    tree.fork(6, 5, "b")
-    assert tree.ancestry(5) == ["a", "b"]
+    tree.fork(6, 5, "b")  # pid reuse making a cycle: chains are copied at creation, finite
+    assert tree.ancestry(5) == ["a"] and tree.ancestry(6) == ["b", "a"]
+    for pid in range(2000, 2020):  # a deep chain keeps DEPTH ancestors
+        tree.fork(pid, pid - 1, f"d{pid}")
+    assert len(tree.ancestry(2019)) == 8
 
 
 def test_seed_from_proc(tmp_path: Path) -> None:
