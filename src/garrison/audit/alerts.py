@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from garrison.events.alert import Alert, Entities, Mitre, Severity, dedupe_key
+from garrison.events.alert import Alert, Entities, Mitre, Severity, new_alert
 from garrison.events.audit import AuditEvent
 from garrison.rules.engine import Match, priority_title
 from garrison.rules.k8s_audit_ext import WORKLOAD_RESOURCES, written_object
@@ -126,21 +126,19 @@ def make_alert(
     evidence = evidence_of(event)
     if extra_evidence:
         evidence.update(extra_evidence)
-    return Alert(
-        id=alert_id(event.audit_id, rule_id, cluster),
+    return new_alert(
+        alert_id=alert_id(event.audit_id, rule_id, cluster),
         rule_id=rule_id,
         title=title,
-        severity=severity.label,
+        severity=severity,
         priority=priority_title(priority),
         output=output,
         source=SOURCE,
         mitre=mitre,
+        remediation=remediation,
         entities=entities,
         evidence=evidence,
-        remediation=remediation,
-        first_seen=when,
-        last_seen=when,
-        dedupe_key=dedupe_key(rule_id, entities),
+        when=when,
     )
 
 

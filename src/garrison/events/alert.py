@@ -93,3 +93,37 @@ def dedupe_key(rule_id: str, entities: Entities) -> str:
         entities.process,
     ]
     return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+
+
+def new_alert(
+    *,
+    alert_id: str,
+    rule_id: str,
+    title: str,
+    severity: Severity,
+    priority: str,
+    output: str,
+    source: str,
+    mitre: Mitre,
+    remediation: str,
+    entities: Entities,
+    evidence: dict[str, Any],
+    when: float,
+) -> Alert:
+    """A first sighting: seen once at ``when``, keyed for deduplication by rule and entity."""
+    return Alert(
+        id=alert_id,
+        rule_id=rule_id,
+        title=title,
+        severity=severity.label,
+        priority=priority,
+        output=output,
+        source=source,
+        mitre=mitre,
+        entities=entities,
+        evidence=evidence,
+        remediation=remediation,
+        first_seen=when,
+        last_seen=when,
+        dedupe_key=dedupe_key(rule_id, entities),
+    )

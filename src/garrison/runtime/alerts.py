@@ -6,7 +6,7 @@ import hashlib
 import re
 from typing import Any
 
-from garrison.events.alert import Alert, Entities, Mitre, Severity, dedupe_key
+from garrison.events.alert import Alert, Entities, Mitre, Severity, new_alert
 from garrison.events.runtime import RuntimeEvent
 from garrison.rules.engine import priority_title
 
@@ -91,19 +91,17 @@ def make_alert(
     evidence = evidence_of(event)
     if extra_evidence:
         evidence.update(extra_evidence)
-    return Alert(
-        id=alert_id(event, rule_id, cluster, node),
+    return new_alert(
+        alert_id=alert_id(event, rule_id, cluster, node),
         rule_id=rule_id,
         title=title,
-        severity=severity.label,
+        severity=severity,
         priority=priority_title(priority),
         output=output,
         source=SOURCE,
         mitre=mitre,
+        remediation=remediation,
         entities=entities,
         evidence=evidence,
-        remediation=remediation,
-        first_seen=event.time,
-        last_seen=event.time,
-        dedupe_key=dedupe_key(rule_id, entities),
+        when=event.time,
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 from garrison.content import default_runtime_rule_files
 from garrison.events.alert import Alert, Mitre, Severity
 from garrison.events.runtime import RuntimeEvent
-from garrison.rules.engine import BuildReport, Engine, Match
+from garrison.rules.engine import BuildReport, CompiledRule, Engine, Match
 from garrison.rules.pack import build_source_engine
 from garrison.runtime.alerts import make_alert
 from garrison.runtime.baseline import ProcessBaselines
@@ -29,12 +29,18 @@ def build_engine(
 
 @dataclass(frozen=True)
 class _Detection:
+    """What an alert says about the detection that raised it: a rule, or code."""
+
     rule_id: str
     title: str
     severity: Severity
     priority: str
     mitre: Mitre
     remediation: str
+
+    @classmethod
+    def of(cls, rule: CompiledRule) -> _Detection:
+        return cls(rule.id, rule.name, rule.severity, rule.priority, rule.mitre, rule.remediation)
 
 
 BLOCKED_DRIFT = _Detection(
@@ -163,18 +169,7 @@ class RuntimeAnalyzer:
                 decision = self.drift.decide(self.drift_scope(event), event.exe)
                 if decision.action == Action.IGNORE:
                     return None
-        return make_alert(
-            event=event,
-            cluster=self.cluster,
-            node=self.node,
-            rule_id=rule.id,
-            title=rule.name,
-            severity=rule.severity,
-            priority=rule.priority,
-            output=match.output,
-            mitre=rule.mitre,
-            remediation=rule.remediation,
-        )
+        return self._detection(_Detection.of(rule), event, match.output)
 
     def _detection(
         self,
