@@ -16,6 +16,10 @@ _SYSCALL = {
     "dup_socket": "dup2",
     "fork": "clone",
     "exit": "procexit",
+    "unlink": "unlinkat",
+    "rename": "renameat2",
+    "chmod": "fchmodat",
+    "utimes": "utimensat",
 }
 
 

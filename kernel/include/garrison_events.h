@@ -16,6 +16,12 @@ enum garrison_event_type {
 	GARRISON_EVENT_DUP_SOCKET = 5,
 	GARRISON_EVENT_OPEN = 6,
 	GARRISON_EVENT_SYSCALL = 7,
+	GARRISON_EVENT_UNLINK = 8,
+	GARRISON_EVENT_RENAME = 9,
+	GARRISON_EVENT_CHMOD = 10,
+	GARRISON_EVENT_UTIMES = 11,
+	GARRISON_EVENT_LISTEN = 12,
+	GARRISON_EVENT_ACCEPT = 13,
 };
 
 /* garrison_exec_event.flags */
@@ -100,6 +106,23 @@ struct garrison_path_key {
 /* values of the watched-paths trie: which opens of a prefix are reported */
 #define GARRISON_WATCH_READ 0x1  /* opens for reading only */
 #define GARRISON_WATCH_WRITE 0x2 /* opens for writing, creating or truncating */
+#define GARRISON_WATCH_EXEC_BIT 0x4 /* chmod adding an execute bit (drift in the making) */
+
+/* a file removed, renamed, given new permissions or explicit times */
+struct garrison_fsop_event {
+	__u32 type;          /* GARRISON_EVENT_UNLINK, _RENAME, _CHMOD or _UTIMES */
+	__u32 pid;
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 mode;          /* CHMOD: the new mode */
+	__u64 time_ns;
+	__u64 cgroup_id;
+	__u64 cap_effective;
+	char comm[GARRISON_COMM_LEN];
+	char path[GARRISON_PATH_LEN];  /* RENAME: the old path */
+	char path2[GARRISON_PATH_LEN]; /* RENAME: the new path */
+};
 
 /* an open of a watched path, reported when it returns */
 struct garrison_file_event {

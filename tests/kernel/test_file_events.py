@@ -13,7 +13,7 @@ import pytest
 
 from garrison.events.runtime import RuntimeEvent
 from garrison.sensor.probe import DEFAULT_WATCHED_PATHS, READ_WRITE, ProcessProbe
-from garrison.sensor.wire import WATCH_WRITE
+from garrison.sensor.wire import WATCH_EXEC_BIT, WATCH_WRITE
 
 pytestmark = pytest.mark.kernel
 
@@ -119,3 +119,44 @@ def test_one_ring_keeps_order_across_programs() -> None:
     opens = [e for e in seen if e.type == "open" and e.comm == "cat" and e.path == "/etc/shadow"]
     assert len(opens) == 20
     assert all(e.exe == "/bin/cat" and e.args == ["/bin/cat", "/etc/shadow"] for e in opens)
+
+
+def test_removals_renames_permission_and_time_changes() -> None:
+    root = Path(tempfile.mkdtemp(prefix="gw-", dir="/tmp"))
+    quiet = Path(tempfile.mkdtemp(prefix="gq-", dir="/tmp"))
+    seen: list[RuntimeEvent] = []
+    probe = ProcessProbe(seen.append, watched_paths=((f"{root}/", WATCH_WRITE | WATCH_EXEC_BIT),))
+    try:
+        history = root / ".ash_history"
+        history.write_text("id\n")
+        history.rename(root / "moved")  # rename of a watched path
+        (root / "moved").unlink()  # removal of a watched path
+        (quiet / "other").write_text("x")
+        (quiet / "other").unlink()  # not watched: stays in the kernel
+        tool = root / "tool"
+        tool.write_text("#!/bin/sh\n")
+        tool.chmod(0o755)  # an execute bit under an exec-bit prefix
+        (quiet / "plain").write_text("x")
+        (quiet / "plain").chmod(0o755)  # not watched for exec bits
+        (quiet / "plain").chmod(0o4755)  # setuid: reported anywhere
+        os.utime(quiet / "plain", (0, 0))  # explicit times: reported anywhere
+        os.utime(quiet / "plain")  # "now": stays in the kernel
+        drain(probe)
+    finally:
+        probe.close()
+        shutil.rmtree(root)
+        shutil.rmtree(quiet)
+    mine = [
+        e
+        for e in seen
+        if e.pid == os.getpid() and e.type in ("unlink", "rename", "chmod", "utimes")
+    ]
+    got = [(e.type, e.path, e.new_path, e.mode) for e in mine]
+    assert got == [
+        ("rename", f"{root}/.ash_history", f"{root}/moved", 0),
+        ("unlink", f"{root}/moved", "", 0),
+        ("chmod", f"{root}/tool", "", 0o755),
+        ("chmod", f"{quiet}/plain", "", 0o4755),
+        ("utimes", f"{quiet}/plain", "", 0),
+    ]
+    assert {e.syscall for e in mine} == {"renameat2", "unlinkat", "fchmodat", "utimensat"}

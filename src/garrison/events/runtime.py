@@ -42,9 +42,10 @@ class RuntimeEvent(msgspec.Struct, kw_only=True):
     outbound: bool = False  # connect; dup_socket: a socket this host connected out (a client)
     dest_ip: str = ""  # connect: the server (Falco's fd.sip); dup_socket: the peer
     dest_port: int = 0  # connect: Falco's fd.sport; dup_socket: the peer's port
-    path: str = ""  # open: the path as the process gave it (absolute)
+    path: str = ""  # open, unlink, rename, chmod, utimes: the path as the process gave it
     open_flags: int = 0  # open: open(2) flags
-    open_mode: int = 0  # open: permissions of a created file
+    mode: int = 0  # open: permissions of a created file; chmod: the new mode
+    new_path: str = ""  # rename: the new path (path is the old one)
     # Falco's evt.type: execve, clone, procexit, openat, connect, dup2, or the watched
     # syscall's own name (ptrace, setuid, unshare, mount, init_module, socket, ...)
     syscall: str = ""

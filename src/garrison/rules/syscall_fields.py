@@ -28,6 +28,7 @@ from garrison.rules.syscall_values import (
     PTRACE_REQUESTS,
     capabilities_text,
     clone_flags_text,
+    mode_text,
     open_flags_text,
     result_text,
 )
@@ -45,8 +46,6 @@ NOT_CARRIED = (
     "evt.dir",
     "evt.arg.target",
     "evt.arg.linkpath",
-    "evt.arg.oldpath",
-    "evt.arg.newpath",
     "proc.cwd",
     "proc.vpgid",
     "proc.vpgid.name",
@@ -138,6 +137,27 @@ def _evt_flags(ctx: EvalContext, arg: str | None) -> FieldValueT:
     return None
 
 
+def _arg_path(*kinds: str) -> Extract:
+    """A path argument of file operations (``evt.arg.name`` of unlinkat, ...)."""
+    wanted = frozenset(kinds)
+
+    def extract(ctx: EvalContext, arg: str | None) -> FieldValueT:
+        ev = _ev(ctx)
+        return (ev.path or None) if ev.type in wanted else None
+
+    return extract
+
+
+def _new_path(ctx: EvalContext, arg: str | None) -> FieldValueT:
+    ev = _ev(ctx)
+    return (ev.new_path or None) if ev.type == "rename" else None
+
+
+def _evt_mode(ctx: EvalContext, arg: str | None) -> FieldValueT:
+    ev = _ev(ctx)
+    return mode_text(ev.mode) if ev.type in ("chmod", "open") else None
+
+
 def _evt_request(ctx: EvalContext, arg: str | None) -> FieldValueT:
     ev = _ev(ctx)
     if ev.syscall != "ptrace" or not ev.syscall_args:
@@ -157,6 +177,12 @@ def _evt_args(ctx: EvalContext, arg: str | None) -> FieldValueT:
     ev = _ev(ctx)
     if ev.type == "open":
         return f"fd={ev.fd} name={ev.path} flags={open_flags_text(ev.open_flags)}"
+    if ev.type == "rename":
+        return f"oldpath={ev.path} newpath={ev.new_path}"
+    if ev.type in ("unlink", "chmod", "utimes"):
+        return (
+            f"path={ev.path} mode={mode_text(ev.mode)}" if ev.type == "chmod" else f"path={ev.path}"
+        )
     if ev.type in _SOCKET_EVENTS:
         return f"fd={ev.fd} addr={ev.dest_ip}:{ev.dest_port}"
     if ev.type == "exec":
@@ -427,6 +453,12 @@ def build_table(hostname: str, known_names: Mapping[str, str]) -> FieldTable:
         _field("evt.arg.flags", _memo(_evt_flags)),
         _field("evt.arg.request", _evt_request),
         _field("evt.arg.domain", _evt_domain),
+        _field("evt.arg.name", _arg_path("unlink")),
+        _field("evt.arg.path", _arg_path("unlink", "chmod", "utimes")),
+        _field("evt.arg.filename", _arg_path("chmod", "utimes")),
+        _field("evt.arg.oldpath", _arg_path("rename")),
+        _field("evt.arg.newpath", _new_path),
+        _field("evt.arg.mode", _evt_mode),
         _field("evt.args", _evt_args),
         # proc, thread
         _field("proc.name", _attr(lambda e: e.comm)),

@@ -123,3 +123,24 @@ def result_text(res: int) -> str:
 
 def clone_flags_text(flags: int) -> str:
     return "|".join(name for bit, name in CLONE_NEW if flags & bit)
+
+
+_MODE_BITS = (
+    (0o4000, "S_ISUID"),
+    (0o2000, "S_ISGID"),
+    (0o1000, "S_ISVTX"),
+    (0o400, "S_IRUSR"),
+    (0o200, "S_IWUSR"),
+    (0o100, "S_IXUSR"),
+    (0o040, "S_IRGRP"),
+    (0o020, "S_IWGRP"),
+    (0o010, "S_IXGRP"),
+    (0o004, "S_IROTH"),
+    (0o002, "S_IWOTH"),
+    (0o001, "S_IXOTH"),
+)
+
+
+def mode_text(mode: int) -> str:
+    """``S_ISUID|S_IRUSR|...``: the permission bits set, as Falco prints ``evt.arg.mode``."""
+    return "|".join(name for bit, name in _MODE_BITS if mode & bit)

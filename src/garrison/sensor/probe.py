@@ -15,7 +15,7 @@ from typing import Any
 from garrison.events.runtime import RuntimeEvent
 from garrison.sensor.attribution import CgroupResolver, container_of
 from garrison.sensor.containers import ContainerInfo, ContainerMetadata
-from garrison.sensor.libbpf import Libbpf, SampleFn
+from garrison.sensor.libbpf import Libbpf, LibbpfError, SampleFn
 from garrison.sensor.process_tree import Node, ProcessTree
 from garrison.sensor.syscalls import EVENT_SYSCALLS, WATCHED_SYSCALLS
 from garrison.sensor.syscalls import supported as syscalls_supported
@@ -23,23 +23,29 @@ from garrison.sensor.wire import (
     ARGS_LEN,
     ENFORCE_DENY,
     ENFORCE_DRIFT,
+    EVENT_CHMOD,
     EVENT_CONNECT,
     EVENT_DUP_SOCKET,
     EVENT_EXEC,
     EVENT_EXIT,
     EVENT_FORK,
     EVENT_OPEN,
+    EVENT_RENAME,
     EVENT_SYSCALL,
+    EVENT_UNLINK,
+    EVENT_UTIMES,
     EXE_BLOCKED,
     EXE_MEMFD,
     EXE_UPPER_LAYER,
     PATH_LEN,
     PREFIX_LEN,
     SOCK_OUTBOUND,
+    WATCH_EXEC_BIT,
     WATCH_READ,
     WATCH_WRITE,
     ExecEvent,
     FileEvent,
+    FsopEvent,
     InodeKey,
     NetEvent,
     PathKey,
@@ -74,18 +80,32 @@ DEFAULT_WATCHED_PATHS: tuple[tuple[str, int], ...] = (
     ("/var/run/docker.sock", READ_WRITE),
     ("/run/containerd/containerd.sock", READ_WRITE),
     ("/etc/", WATCH_WRITE),
-    ("/bin/", WATCH_WRITE),
-    ("/sbin/", WATCH_WRITE),
-    ("/usr/bin/", WATCH_WRITE),
-    ("/usr/sbin/", WATCH_WRITE),
-    ("/usr/local/bin/", WATCH_WRITE),
+    ("/bin/", WATCH_WRITE | WATCH_EXEC_BIT),
+    ("/sbin/", WATCH_WRITE | WATCH_EXEC_BIT),
+    ("/usr/bin/", WATCH_WRITE | WATCH_EXEC_BIT),
+    ("/usr/sbin/", WATCH_WRITE | WATCH_EXEC_BIT),
+    ("/usr/local/bin/", WATCH_WRITE | WATCH_EXEC_BIT),
     ("/lib/", WATCH_WRITE),
     ("/usr/lib/", WATCH_WRITE),
-    ("/dev/shm/", WATCH_WRITE),  # noqa: S108 - watched, not used
+    ("/dev/shm/", WATCH_WRITE | WATCH_EXEC_BIT),  # noqa: S108 - watched, not used
+    ("/tmp/", WATCH_EXEC_BIT),  # noqa: S108 - chmod +x of a download: drift in the making
+    ("/var/tmp/", WATCH_EXEC_BIT),  # noqa: S108
     ("/var/log/", WATCH_WRITE),
-    ("/root/", WATCH_WRITE),
-    ("/home/", WATCH_WRITE),
+    ("/root/", WATCH_WRITE | WATCH_EXEC_BIT),
+    ("/home/", WATCH_WRITE | WATCH_EXEC_BIT),
     ("/sys/fs/cgroup/", WATCH_WRITE),
+)
+# programs on syscalls only some architectures have (x86_64 keeps open, rename, chmod, ...)
+LEGACY_PROGRAMS = frozenset(
+    {
+        b"handle_open",
+        b"handle_open_exit",
+        b"handle_unlink",
+        b"handle_rename",
+        b"handle_renameat",
+        b"handle_chmod",
+        b"handle_utimes",
+    }
 )
 OBJECTS = (
     (PROCESS_OBJECT, (b"handle_exec", b"handle_fork", b"handle_exit"), b"events", b"drops"),
@@ -97,7 +117,21 @@ OBJECTS = (
     ),
     (
         FILE_OBJECT,
-        (b"handle_openat", b"handle_open", b"handle_openat_exit", b"handle_open_exit"),
+        (
+            b"handle_openat",
+            b"handle_open",
+            b"handle_openat_exit",
+            b"handle_open_exit",
+            b"handle_unlinkat",
+            b"handle_unlink",
+            b"handle_renameat2",
+            b"handle_renameat",
+            b"handle_rename",
+            b"handle_fchmodat",
+            b"handle_chmod",
+            b"handle_utimensat",
+            b"handle_utimes",
+        ),
         b"file_events",
         b"file_drops",
     ),
@@ -253,9 +287,31 @@ def decode_file(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
         "open",
         path=raw.path.decode("utf-8", "replace"),
         open_flags=raw.flags,
-        open_mode=raw.mode,
+        mode=raw.mode,
         res=raw.ret,
         fd=raw.ret if raw.ret >= 0 else -1,
+    )
+
+
+_FSOP_KINDS = {
+    EVENT_UNLINK: "unlink",
+    EVENT_RENAME: "rename",
+    EVENT_CHMOD: "chmod",
+    EVENT_UTIMES: "utimes",
+}
+
+
+def decode_fsop(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
+    """A removal, rename, permission change or explicit time change of a file."""
+    if len(data) < ctypes.sizeof(FsopEvent):
+        return None
+    raw = FsopEvent.from_buffer_copy(data)
+    return ctx.event(
+        raw,
+        _FSOP_KINDS[raw.type],
+        path=raw.path.decode("utf-8", "replace"),
+        new_path=raw.path2.decode("utf-8", "replace"),
+        mode=raw.mode,
     )
 
 
@@ -277,6 +333,7 @@ DECODERS: dict[int, Callable[[bytes, Decoding], RuntimeEvent | None]] = {
     EVENT_DUP_SOCKET: decode_net,
     EVENT_OPEN: decode_file,
     EVENT_SYSCALL: decode_syscall,
+    **dict.fromkeys(_FSOP_KINDS, decode_fsop),
 }
 
 
@@ -320,6 +377,7 @@ class ProcessProbe:
         self._drops_fds: list[int] = []
         self._callback = SampleFn(self._sample)  # kept alive as long as the ring buffer
         self._process_obj = 0
+        self.skipped: list[str] = []
         self._enforce_mode = 0
         try:
             for object_name, programs, events_map, drops_map in OBJECTS:
@@ -352,7 +410,12 @@ class ProcessProbe:
         rc(f"bpf_object__load {path.name}", lib.bpf_object__load(obj))
         for name in programs:
             program = ptr(f"find {name.decode()}", lib.bpf_object__find_program_by_name(obj, name))
-            self._links.append(ptr("bpf_program__attach", lib.bpf_program__attach(program)))
+            try:
+                self._links.append(ptr("bpf_program__attach", lib.bpf_program__attach(program)))
+            except LibbpfError:
+                if name not in LEGACY_PROGRAMS:
+                    raise
+                self.skipped.append(name.decode())  # an old syscall this kernel lacks
         find_map = lib.bpf_object__find_map_fd_by_name
         self._drops_fds.append(rc(f"find map {drops.decode()}", find_map(obj, drops)))
         if self._rb is None:

@@ -36,6 +36,10 @@ EVENT_SYSCALLS = {
     "connect": "connect",
     "dup_socket": "dup2",
     "open": "openat",
+    "unlink": "unlinkat",
+    "rename": "renameat2",
+    "chmod": "fchmodat",
+    "utimes": "utimensat",
 }
 PRODUCED_EVENT_TYPES = frozenset({*EVENT_SYSCALLS.values(), *WATCHED_SYSCALLS.values()})
 

@@ -18,6 +18,12 @@ EVENT_CONNECT = 4
 EVENT_DUP_SOCKET = 5
 EVENT_OPEN = 6
 EVENT_SYSCALL = 7
+EVENT_UNLINK = 8
+EVENT_RENAME = 9
+EVENT_CHMOD = 10
+EVENT_UTIMES = 11
+EVENT_LISTEN = 12
+EVENT_ACCEPT = 13
 EXE_OVERLAY = 0x1
 EXE_UPPER_LAYER = 0x2
 EXE_MEMFD = 0x4
@@ -27,6 +33,7 @@ ENFORCE_DENY = 0x1
 ENFORCE_DRIFT = 0x2
 WATCH_READ = 0x1
 WATCH_WRITE = 0x2
+WATCH_EXEC_BIT = 0x4
 
 
 class ExecEvent(ctypes.Structure):
@@ -112,6 +119,23 @@ class FileEvent(ctypes.Structure):
     ]
 
 
+class FsopEvent(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("pid", ctypes.c_uint32),
+        ("tid", ctypes.c_uint32),
+        ("ppid", ctypes.c_uint32),
+        ("uid", ctypes.c_uint32),
+        ("mode", ctypes.c_uint32),
+        ("time_ns", ctypes.c_uint64),
+        ("cgroup_id", ctypes.c_uint64),
+        ("cap_effective", ctypes.c_uint64),
+        ("comm", ctypes.c_char * COMM_LEN),
+        ("path", ctypes.c_char * PATH_LEN),
+        ("path2", ctypes.c_char * PATH_LEN),
+    ]
+
+
 class SyscallEvent(ctypes.Structure):
     _fields_ = [
         ("type", ctypes.c_uint32),
@@ -133,6 +157,7 @@ WIRE_STRUCTS = {
     "garrison_path_key": PathKey,
     "garrison_inode_key": InodeKey,
     "garrison_file_event": FileEvent,
+    "garrison_fsop_event": FsopEvent,
     "garrison_exec_event": ExecEvent,
     "garrison_task_event": TaskEvent,
     "garrison_net_event": NetEvent,

@@ -93,16 +93,20 @@ FIRES: dict[str, list[EventFactory]] = {
         lambda: spawn("/bin/rm", "-f", "/root/.bash_history"),
         lambda: spawn("/bin/sh", "-c", "cat /dev/null > ~/.bash_history"),
         lambda: open_file("/root/.ash_history", WRITE, comm="sh"),
+        lambda: event("unlink", comm="python3", path="/home/dev/.bash_history"),
+        lambda: event("rename", comm="mv", path="/root/.zsh_history", new_path="/tmp/x"),
     ],
     "runtime_log_tampering": [
         lambda: open_file("/var/log/auth.log", WRITE, comm="sh"),
         lambda: spawn("/usr/bin/shred", "-u", "/var/log/syslog"),
         lambda: spawn("/bin/journalctl", "--vacuum-time=1s"),
+        lambda: event("unlink", comm="python3", path="/var/log/auth.log"),
     ],
     "runtime_timestamp_tampering": [
         lambda: spawn("/usr/bin/touch", "-r", "/bin/ls", "/tmp/x"),
         lambda: spawn("/usr/bin/touch", "-d", "2020-01-01", "/usr/bin/x"),
         lambda: spawn("/usr/bin/touch", "-amt", "202001010000", "/usr/bin/x"),
+        lambda: event("utimes", comm="python3", path="/usr/local/bin/implant"),
     ],
     "runtime_security_process_killed": [
         lambda: spawn("/usr/bin/pkill", "-9", "falco"),
@@ -133,6 +137,11 @@ FIRES: dict[str, list[EventFactory]] = {
         lambda: open_file("/etc/sudoers.d/90-x", WRITE, comm="sh"),
         lambda: open_file("/etc/crontab", os.O_WRONLY | os.O_APPEND, comm="sh"),
     ],
+    "runtime_setuid_bit": [
+        lambda: event("chmod", comm="chmod", path="/tmp/rootshell", mode=0o4755),
+        lambda: event("chmod", comm="python3", path="/home/x/bin", mode=0o2755),
+    ],
+    "runtime_chmod_exec": [lambda: event("chmod", comm="chmod", path="/tmp/xmrig", mode=0o755)],
     "runtime_ssh_server_in_container": [lambda: spawn("/usr/sbin/sshd", "-D")],
     "runtime_namespace_from_container": [
         lambda: syscall("unshare", 0x10020000, comm="unshare"),
@@ -247,7 +256,10 @@ MUST_NOT_FIRE: dict[str, list[EventFactory]] = {
         lambda: open_file("/var/log/app.log", os.O_WRONLY | os.O_APPEND, comm="app"),
         lambda: spawn("/bin/rm", "/tmp/x.log"),
     ],
-    "runtime_timestamp_tampering": [lambda: spawn("/usr/bin/touch", "/tmp/ready")],
+    "runtime_timestamp_tampering": [
+        lambda: spawn("/usr/bin/touch", "/tmp/ready"),
+        lambda: event("utimes", comm="tar", path="/app/file"),  # archives restore times
+    ],
     "runtime_security_process_killed": [
         lambda: spawn("/usr/bin/pkill", "-HUP", "nginx"),
         lambda: spawn("/bin/systemctl", "restart", "nginx"),
@@ -263,6 +275,14 @@ MUST_NOT_FIRE: dict[str, list[EventFactory]] = {
     "runtime_sudoers_cron_changed": [
         lambda: open_file("/etc/sudoers", comm="sudo"),  # read
         lambda: open_file("/etc/hosts", WRITE, comm="sh"),
+    ],
+    "runtime_setuid_bit": [
+        lambda: event("chmod", comm="chmod", path="/tmp/x", mode=0o755),
+        lambda: event("chmod", comm="dpkg", path="/usr/bin/passwd", mode=0o4755),
+    ],
+    "runtime_chmod_exec": [
+        lambda: event("chmod", comm="chmod", path="/tmp/x", mode=0o644),
+        lambda: event("chmod", comm="chmod", path="/tmp/x", mode=0o755, container_id="host"),
     ],
     "runtime_ssh_server_in_container": [lambda: spawn("/usr/sbin/sshd", "-D", container_id="host")],
     "runtime_namespace_from_container": [
