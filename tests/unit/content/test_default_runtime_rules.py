@@ -258,7 +258,8 @@ MUST_NOT_FIRE: dict[str, list[EventFactory]] = {
     ],
     "runtime_timestamp_tampering": [
         lambda: spawn("/usr/bin/touch", "/tmp/ready"),
-        lambda: event("utimes", comm="tar", path="/app/file"),  # archives restore times
+        lambda: event("utimes", comm="tar", path="/usr/bin/tool"),  # archives restore times
+        lambda: event("utimes", comm="python3", path="/srv/copy", container_id="host"),
     ],
     "runtime_security_process_killed": [
         lambda: spawn("/usr/bin/pkill", "-HUP", "nginx"),
@@ -283,6 +284,7 @@ MUST_NOT_FIRE: dict[str, list[EventFactory]] = {
     "runtime_chmod_exec": [
         lambda: event("chmod", comm="chmod", path="/tmp/x", mode=0o644),
         lambda: event("chmod", comm="chmod", path="/tmp/x", mode=0o755, container_id="host"),
+        lambda: event("chmod", comm="runc:[2:INIT]", path="/dev", mode=0o755),  # setting up
     ],
     "runtime_ssh_server_in_container": [lambda: spawn("/usr/sbin/sshd", "-D", container_id="host")],
     "runtime_namespace_from_container": [
