@@ -28,6 +28,7 @@ from garrison.runtime.burst import ReconBurst
 from garrison.runtime.drift import DriftPolicy, DriftPolicyError
 from garrison.runtime.hygiene import AlertAggregator
 from garrison.sensor.enforcement import DriftEnforcer
+from garrison.sensor.kube import KubeConfig, PodWatcher
 from garrison.sensor.preflight import check
 from garrison.sensor.probe import (
     DEFAULT_WATCHED_PATHS,
@@ -74,6 +75,13 @@ def register(commands: Any, name: str) -> None:
     parser.add_argument(
         "--outbox-events", action="store_true", help="queue every event too, not only alerts"
     )
+    parser.add_argument(
+        "--kube-url",
+        help="Kubernetes API for this node's pods (default: in-cluster, when running in a pod)",
+    )
+    parser.add_argument("--kube-token-file", help="bearer token for --kube-url")
+    parser.add_argument("--kube-ca", help="CA certificate of --kube-url")
+    parser.add_argument("--no-kube", action="store_true", help="do not watch the node's pods")
     parser.add_argument("--metrics-host", default="127.0.0.1")
     parser.add_argument("--metrics-port", type=int, default=0, help="serve /metrics (0: off)")
     parser.set_defaults(run=run_sensor)
@@ -112,6 +120,24 @@ class _CountAlerts:
 
     def flush(self) -> None:
         return None
+
+
+def _pod_watcher(args: argparse.Namespace) -> PodWatcher | None:
+    """This node's pods, watched from the Kubernetes API (in-cluster by default)."""
+    if args.no_kube:
+        return None
+    if args.kube_url:
+        token = Path(args.kube_token_file).read_text().strip() if args.kube_token_file else ""
+        config: KubeConfig | None = KubeConfig(
+            args.kube_url, token, Path(args.kube_ca) if args.kube_ca else None
+        )
+    else:
+        config = KubeConfig.in_cluster()
+    if config is None:
+        return None
+    watcher = PodWatcher(config, args.node)
+    watcher.start()
+    return watcher
 
 
 def _analyzer(args: argparse.Namespace) -> RuntimeAnalyzer:
@@ -179,10 +205,16 @@ def run_sensor(args: argparse.Namespace) -> int:  # noqa: C901 - one composition
             sink.on_event(event)
 
     try:
-        probe = ProcessProbe(
-            emit, objects, (*DEFAULT_WATCHED_PATHS, *((p, READ_WRITE) for p in args.watch_path))
-        )
+        pods = _pod_watcher(args)
+    except (OSError, GarrisonError) as exc:
+        print(f"error: cannot watch the node's pods: {exc}", file=sys.stderr)
+        return 2
+    try:
+        watched = (*DEFAULT_WATCHED_PATHS, *((p, READ_WRITE) for p in args.watch_path))
+        probe = ProcessProbe(emit, objects, watched, pods)
     except GarrisonError as exc:
+        if pods is not None:
+            pods.stop()
         print(f"error: cannot start the exec probe: {exc}", file=sys.stderr)
         return 1
     try:
@@ -230,6 +262,8 @@ def run_sensor(args: argparse.Namespace) -> int:  # noqa: C901 - one composition
     finally:
         drops = probe.drops()
         probe.close()
+        if pods is not None:
+            pods.stop()
         for sink in sinks:
             sink.close()
         if analyzer is not None and analyzer.baselines is not None:

@@ -56,4 +56,5 @@ class RuntimeEvent(msgspec.Struct, kw_only=True):
     privileged: bool = False
     pod: str = ""
     namespace: str = ""
+    workload: str = ""  # the pod's controller (deployment/web), from the Kubernetes API
     pod_labels: dict[str, str] = msgspec.field(default_factory=dict)

@@ -37,7 +37,7 @@ def entities_of(event: RuntimeEvent, cluster: str, node: str) -> Entities:
     return Entities(
         cluster=cluster,
         namespace=event.namespace,
-        workload=workload_of(event.pod),
+        workload=event.workload or workload_of(event.pod),
         pod=event.pod,
         container=event.container_id,
         node=node,

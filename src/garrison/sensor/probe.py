@@ -10,11 +10,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from garrison.events.runtime import RuntimeEvent
 from garrison.sensor.attribution import CgroupResolver, container_of
 from garrison.sensor.containers import ContainerInfo, ContainerMetadata
+from garrison.sensor.kube import PodInfo
 from garrison.sensor.libbpf import Libbpf, LibbpfError, SampleFn
 from garrison.sensor.process_tree import Node, ProcessTree
 from garrison.sensor.syscalls import EVENT_SYSCALLS, WATCHED_SYSCALLS
@@ -149,6 +150,10 @@ def _container(pid: int, cgroup_id: int, cgroups: CgroupResolver | None) -> str:
     return found if found is not None else container_of(pid)
 
 
+class PodLookup(Protocol):
+    def lookup(self, container_id: str) -> PodInfo | None: ...
+
+
 @dataclass
 class Decoding:
     """What decoding needs besides the bytes: clocks, cgroup names, the process tree."""
@@ -157,6 +162,7 @@ class Decoding:
     cgroups: CgroupResolver | None
     tree: ProcessTree
     containers: ContainerMetadata | None = None
+    pods: PodLookup | None = None  # this node's pods from the Kubernetes API, when watched
     seq: int = 0
 
     def event(self, raw: Any, kind: str, **fields: Any) -> RuntimeEvent:
@@ -174,6 +180,7 @@ class Decoding:
             info = self.containers.lookup(container_id)
         if info is None:
             info = _NO_CONTAINER
+        pod = self.pods.lookup(container_id) if self.pods is not None else None
         return RuntimeEvent(
             type=kind,
             time=raw.time_ns / 1e9 + self.offset,
@@ -200,11 +207,13 @@ class Decoding:
             exe_upper_layer=node.exe_upper_layer,
             exe_from_memfd=node.exe_from_memfd,
             syscall=fields.pop("syscall", None) or EVENT_SYSCALLS.get(kind, ""),
-            container_name=info.name,
-            image=info.image,
+            container_name=pod.container if pod is not None else info.name,
+            image=pod.image if pod is not None else info.image,
             privileged=info.privileged,
-            pod=info.pod,
-            namespace=info.namespace,
+            pod=pod.name if pod is not None else info.pod,
+            namespace=pod.namespace if pod is not None else info.namespace,
+            workload=pod.workload if pod is not None else "",
+            pod_labels=dict(pod.labels) if pod is not None else {},
             **fields,
         )
 
@@ -361,6 +370,7 @@ class ProcessProbe:
         on_event: Callable[[RuntimeEvent], None],
         object_dir: Path = OBJECT_DIR,
         watched_paths: tuple[tuple[str, int], ...] = DEFAULT_WATCHED_PATHS,
+        pods: PodLookup | None = None,
     ) -> None:
         self.libbpf = Libbpf.load()
         self.on_event = on_event
@@ -369,7 +379,7 @@ class ProcessProbe:
         self.cgroups = CgroupResolver()
         self.tree = ProcessTree()
         self.tree.seed()
-        self.decoding = Decoding(self.offset, self.cgroups, self.tree, ContainerMetadata())
+        self.decoding = Decoding(self.offset, self.cgroups, self.tree, ContainerMetadata(), pods)
         self._objects: list[int] = []
         self._rb: int | None = None
         self._ring_fd = -1
