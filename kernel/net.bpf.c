@@ -231,3 +231,119 @@ int handle_dup3(struct trace_event_raw_sys_enter *ctx)
 {
 	return on_dup(ctx);
 }
+
+/* -- listen and accept: servers, and connections coming in ---------------------------- */
+
+/* which of these are reported (GARRISON_NET_*): user space turns accept on only when
+ * something consumes it, so a busy server's accepts stay in the kernel otherwise */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} net_config SEC(".maps");
+
+static __always_inline bool reported(__u32 flag)
+{
+	__u32 zero = 0;
+	__u32 *config = bpf_map_lookup_elem(&net_config, &zero);
+
+	return config && (*config & flag);
+}
+
+/* family, local port and the peer of a socket, into an event */
+static __always_inline bool describe(struct socket *sock, struct garrison_net_event *event)
+{
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+
+	event->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (event->family != AF_INET && event->family != AF_INET6)
+		return false;
+	event->sock_type = BPF_CORE_READ(sock, type);
+	event->newfd = BPF_CORE_READ(sk, __sk_common.skc_num); /* the local port */
+	event->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (event->family == AF_INET) {
+		__u32 daddr = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+
+		__builtin_memcpy(event->addr, &daddr, 4);
+	} else {
+		BPF_CORE_READ_INTO(&event->addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+	return true;
+}
+
+SEC("tp/syscalls/sys_enter_listen")
+int handle_listen(struct trace_event_raw_sys_enter *ctx)
+{
+	struct garrison_net_event *event;
+	struct socket *sock;
+	__u32 zero = 0;
+	int fd = (int)ctx->args[0];
+
+	if (!reported(GARRISON_NET_LISTEN))
+		return 0;
+	sock = fd_socket(fd);
+	if (!sock)
+		return 0;
+	event = bpf_map_lookup_elem(&connect_scratch, &zero);
+	if (!event)
+		return 0;
+	fill(event, GARRISON_EVENT_LISTEN);
+	event->fd = fd;
+	if (!describe(sock, event))
+		return 0;
+	{
+		struct garrison_net_event *out = bpf_ringbuf_reserve(&net_events, sizeof(*out), 0);
+
+		if (!out) {
+			count_drop();
+			return 0;
+		}
+		__builtin_memcpy(out, event, sizeof(*out));
+		bpf_ringbuf_submit(out, 0);
+	}
+	return 0;
+}
+
+static __always_inline int on_accept_exit(long ret)
+{
+	struct garrison_net_event *event;
+	struct socket *sock;
+	__u32 zero = 0;
+
+	if (ret < 0 || !reported(GARRISON_NET_ACCEPT))
+		return 0;
+	sock = fd_socket((int)ret);
+	if (!sock)
+		return 0;
+	event = bpf_map_lookup_elem(&connect_scratch, &zero);
+	if (!event)
+		return 0;
+	fill(event, GARRISON_EVENT_ACCEPT);
+	event->fd = (int)ret;
+	if (!describe(sock, event))
+		return 0;
+	{
+		struct garrison_net_event *out = bpf_ringbuf_reserve(&net_events, sizeof(*out), 0);
+
+		if (!out) {
+			count_drop();
+			return 0;
+		}
+		__builtin_memcpy(out, event, sizeof(*out));
+		bpf_ringbuf_submit(out, 0);
+	}
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_accept4")
+int handle_accept4_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_accept_exit(ctx->ret);
+}
+
+SEC("tp/syscalls/sys_exit_accept")
+int handle_accept_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_accept_exit(ctx->ret);
+}

@@ -20,6 +20,8 @@ _SYSCALL = {
     "rename": "renameat2",
     "chmod": "fchmodat",
     "utimes": "utimensat",
+    "listen": "listen",
+    "accept": "accept4",
 }
 
 

@@ -74,10 +74,15 @@ struct garrison_task_event {
 	char comm[GARRISON_COMM_LEN];
 };
 
+/* net_config flags: which optional network events are reported */
+#define GARRISON_NET_LISTEN 0x1
+#define GARRISON_NET_ACCEPT 0x2
+
 /* garrison_net_event.sock_flags */
 #define GARRISON_SOCK_OUTBOUND 0x1 /* connected by a connect() the sensor saw (a client) */
 
-/* an outbound connect, or a socket duplicated onto fd 0, 1 or 2 */
+/* an outbound connect, a socket duplicated onto fd 0, 1 or 2, a listen or an accept
+ * (LISTEN, ACCEPT: newfd holds the local port, addr/port the peer of an accepted socket) */
 struct garrison_net_event {
 	__u32 type;          /* GARRISON_EVENT_CONNECT or GARRISON_EVENT_DUP_SOCKET */
 	__u32 pid;

@@ -126,6 +126,7 @@ def test_wire_format_matches_the_compiled_object() -> None:
         "garrison_net_event": NET_OBJECT,
         "garrison_file_event": FILE_OBJECT,
         "garrison_path_key": FILE_OBJECT,
+        "garrison_fsop_event": FILE_OBJECT,
         "garrison_syscall_event": SYSCALL_OBJECT,
     }
     for name, mirror in WIRE_STRUCTS.items():

@@ -84,3 +84,41 @@ def test_socket_duplicated_onto_stdout_is_reported_and_a_file_is_not() -> None:
     dups = [e for e in seen if e.type == "dup_socket" and e.comm.startswith("python")]
     assert [e.newfd for e in dups] == [1]
     assert dups[0].fd > 2
+
+
+def test_listen_and_accept_carry_ports_and_the_client() -> None:
+    seen: list[RuntimeEvent] = []
+    probe = ProcessProbe(seen.append, accepts=True)
+    try:
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            port = server.getsockname()[1]
+            with socket.create_connection(("127.0.0.1", port)) as client:
+                accepted, _ = server.accept()
+                accepted.close()
+                client_port = client.getsockname()[1]
+        drain(probe)
+    finally:
+        probe.close()
+    mine = [e for e in seen if e.pid == os.getpid() and e.type in ("listen", "accept")]
+    assert [(e.type, e.local_port) for e in mine] == [("listen", port), ("accept", port)]
+    accept = mine[1]
+    assert accept.dest_ip == "127.0.0.1" and accept.dest_port == client_port
+    assert accept.syscall == "accept4" and accept.fd >= 0
+
+
+def test_accepts_stay_in_the_kernel_unless_asked_for() -> None:
+    seen: list[RuntimeEvent] = []
+    probe = ProcessProbe(seen.append, accepts=False)
+    try:
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            with socket.create_connection(server.getsockname()):
+                server.accept()[0].close()
+        drain(probe)
+    finally:
+        probe.close()
+    kinds = {e.type for e in seen if e.pid == os.getpid()}
+    assert "listen" in kinds and "accept" not in kinds

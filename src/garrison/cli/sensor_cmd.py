@@ -22,7 +22,7 @@ from garrison.events.runtime import RuntimeEvent
 from garrison.metrics import loopback_only
 from garrison.publisher.outbox import Outbox, OutboxError
 from garrison.rules.errors import RulesError
-from garrison.runtime.analyzer import RuntimeAnalyzer, build_engine
+from garrison.runtime.analyzer import RuntimeAnalyzer, build_engine, needs_event_types
 from garrison.runtime.baseline import ProcessBaselines
 from garrison.runtime.burst import ReconBurst
 from garrison.runtime.drift import DriftPolicy, DriftPolicyError
@@ -211,7 +211,11 @@ def run_sensor(args: argparse.Namespace) -> int:  # noqa: C901 - one composition
         return 2
     try:
         watched = (*DEFAULT_WATCHED_PATHS, *((p, READ_WRITE) for p in args.watch_path))
-        probe = ProcessProbe(emit, objects, watched, pods)
+        # accepts leave the kernel only when printed or when a rule can use them
+        accepts = args.emit != "alerts" or (
+            analyzer is not None and needs_event_types(analyzer.engine, {"accept", "accept4"})
+        )
+        probe = ProcessProbe(emit, objects, watched, pods, accepts=accepts)
     except GarrisonError as exc:
         if pods is not None:
             pods.stop()

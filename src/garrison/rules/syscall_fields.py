@@ -37,8 +37,9 @@ from garrison.sensor.syscalls import PRODUCED_EVENT_TYPES
 SOURCE = "syscall"
 Extract = Callable[[EvalContext, str | None], FieldValueT]
 # events whose result the sensor knows (reported on return)
-_WITH_RESULT = frozenset({"exec", "open", "connect", "dup_socket"})
-_SOCKET_EVENTS = frozenset({"connect", "dup_socket"})
+_WITH_RESULT = frozenset({"exec", "open", "connect", "dup_socket", "accept"})
+_SOCKET_EVENTS = frozenset({"connect", "dup_socket", "listen", "accept"})
+_WITH_PEER = frozenset({"connect", "dup_socket", "accept"})
 _L4 = {1: "tcp", 2: "udp", 3: "raw", 5: "tcp", 6: "dccp"}  # SOCK_STREAM, DGRAM, RAW, SEQPACKET
 # fields Falco has and garrison's events do not carry (yet): <NA> in outputs, refused in
 # conditions
@@ -56,10 +57,7 @@ NOT_CARRIED = (
     "proc.exe_ino.ctime_duration_proc_start",
     "proc.ppid.duration",
     "proc.env",
-    "fd.cip",
-    "fd.cport",
     "fd.lip",
-    "fd.lport",
     "fd.cnet",
     "fd.lnet",
     "fd.connected",
@@ -183,6 +181,8 @@ def _evt_args(ctx: EvalContext, arg: str | None) -> FieldValueT:
         return (
             f"path={ev.path} mode={mode_text(ev.mode)}" if ev.type == "chmod" else f"path={ev.path}"
         )
+    if ev.type == "listen":
+        return f"fd={ev.fd} port={ev.local_port}"
     if ev.type in _SOCKET_EVENTS:
         return f"fd={ev.fd} addr={ev.dest_ip}:{ev.dest_port}"
     if ev.type == "exec":
@@ -284,7 +284,12 @@ def _group_name(gid: int) -> str | None:
 
 # -- fd.* -------------------------------------------------------------------------------
 def _is_socket(ev: RuntimeEvent) -> bool:
-    return ev.type in _SOCKET_EVENTS and bool(ev.dest_ip)
+    """An IPv4/IPv6 socket event (a listening socket has no peer, only its port)."""
+    return ev.type in _SOCKET_EVENTS and (bool(ev.dest_ip) or ev.type == "listen")
+
+
+def _is_ipv6(ev: RuntimeEvent) -> bool:
+    return ":" in ev.dest_ip
 
 
 def _fd_typechar(ctx: EvalContext, arg: str | None) -> FieldValueT:
@@ -292,7 +297,7 @@ def _fd_typechar(ctx: EvalContext, arg: str | None) -> FieldValueT:
     if ev.type == "open":
         return "f"
     if _is_socket(ev):
-        return "6" if ":" in ev.dest_ip else "4"
+        return "6" if _is_ipv6(ev) else "4"
     return None
 
 
@@ -301,7 +306,7 @@ def _fd_type(ctx: EvalContext, arg: str | None) -> FieldValueT:
     if ev.type == "open":
         return "file"
     if _is_socket(ev):
-        return "ipv6" if ":" in ev.dest_ip else "ipv4"
+        return "ipv6" if _is_ipv6(ev) else "ipv4"
     return None
 
 
@@ -339,13 +344,45 @@ def _fd_filename(ctx: EvalContext, arg: str | None) -> FieldValueT:
 
 
 def _server_ip(ctx: EvalContext, arg: str | None) -> FieldValueT:
+    """The server's address: the peer of an outbound connection (a listener's own address
+    is not carried)."""
     ev = _ev(ctx)
-    return ev.dest_ip if _is_socket(ev) else None
+    return ev.dest_ip if ev.type in ("connect", "dup_socket") and ev.dest_ip else None
 
 
 def _server_port(ctx: EvalContext, arg: str | None) -> FieldValueT:
     ev = _ev(ctx)
+    if ev.type in ("listen", "accept"):
+        return ev.local_port
     return ev.dest_port if _is_socket(ev) else None
+
+
+def _remote_ip(ctx: EvalContext, arg: str | None) -> FieldValueT:
+    ev = _ev(ctx)
+    return ev.dest_ip if ev.type in _WITH_PEER and ev.dest_ip else None
+
+
+def _remote_port(ctx: EvalContext, arg: str | None) -> FieldValueT:
+    ev = _ev(ctx)
+    return ev.dest_port if ev.type in _WITH_PEER and ev.dest_ip else None
+
+
+def _client(attr: str) -> Extract:
+    """``fd.cip`` / ``fd.cport``: the client of an accepted connection."""
+
+    def extract(ctx: EvalContext, arg: str | None) -> FieldValueT:
+        ev = _ev(ctx)
+        if ev.type != "accept" or not ev.dest_ip:
+            return None
+        value: str | int = getattr(ev, attr)
+        return value
+
+    return extract
+
+
+def _local_port(ctx: EvalContext, arg: str | None) -> FieldValueT:
+    ev = _ev(ctx)
+    return ev.local_port if ev.type in ("listen", "accept") else None
 
 
 def _l4proto(ctx: EvalContext, arg: str | None) -> FieldValueT:
@@ -356,6 +393,8 @@ def _l4proto(ctx: EvalContext, arg: str | None) -> FieldValueT:
 def _is_server(ctx: EvalContext, arg: str | None) -> FieldValueT:
     """``false`` for a socket this host connected out; ``true`` for one it accepted."""
     ev = _ev(ctx)
+    if ev.type in ("listen", "accept"):
+        return "true"
     return _bool_text(not ev.outbound) if _is_socket(ev) else None
 
 
@@ -513,12 +552,13 @@ def build_table(hostname: str, known_names: Mapping[str, str]) -> FieldTable:
         _field("fd.l4proto", _l4proto),
         _field("fd.is_server", _is_server),
         _field("fd.sip.name", _sip_name(known_names)),
-        *(_field(n, _server_ip, **ip) for n in ("fd.sip", "fd.rip", "fd.dip", "fd.ip")),
-        *(_field(n, _server_ip, **ip) for n in ("fd.net", "fd.snet", "fd.rnet")),
-        *(
-            _field(n, _server_port, **number)
-            for n in ("fd.sport", "fd.rport", "fd.dport", "fd.port")
-        ),
+        *(_field(n, _server_ip, **ip) for n in ("fd.sip", "fd.dip", "fd.snet")),
+        *(_field(n, _remote_ip, **ip) for n in ("fd.rip", "fd.ip", "fd.net", "fd.rnet")),
+        _field("fd.cip", _client("dest_ip"), **ip),
+        _field("fd.cport", _client("dest_port"), **number),
+        _field("fd.lport", _local_port, **number),
+        *(_field(n, _server_port, **number) for n in ("fd.sport", "fd.dport")),
+        *(_field(n, _remote_port, **number) for n in ("fd.rport", "fd.port")),
         # container, k8s
         _field("container.id", _attr(lambda e: e.container_id)),
         _field("container.name", _attr(lambda e: e.container_name)),

@@ -27,6 +27,15 @@ def build_engine(
     return build_source_engine(files, "syscall")
 
 
+def needs_event_types(engine: Engine, types: set[str]) -> bool:
+    """Whether some rule can match one of these event types (an unconstrained rule can)."""
+    for rule in engine.rules:
+        wanted = rule.constraints.get("evt.type")
+        if not rule.never and (wanted is None or wanted & types):
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class _Detection:
     """What an alert says about the detection that raised it: a rule, or code."""

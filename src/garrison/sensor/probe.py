@@ -24,12 +24,14 @@ from garrison.sensor.wire import (
     ARGS_LEN,
     ENFORCE_DENY,
     ENFORCE_DRIFT,
+    EVENT_ACCEPT,
     EVENT_CHMOD,
     EVENT_CONNECT,
     EVENT_DUP_SOCKET,
     EVENT_EXEC,
     EVENT_EXIT,
     EVENT_FORK,
+    EVENT_LISTEN,
     EVENT_OPEN,
     EVENT_RENAME,
     EVENT_SYSCALL,
@@ -38,6 +40,8 @@ from garrison.sensor.wire import (
     EXE_BLOCKED,
     EXE_MEMFD,
     EXE_UPPER_LAYER,
+    NET_ACCEPT,
+    NET_LISTEN,
     PATH_LEN,
     PREFIX_LEN,
     SOCK_OUTBOUND,
@@ -106,13 +110,22 @@ LEGACY_PROGRAMS = frozenset(
         b"handle_renameat",
         b"handle_chmod",
         b"handle_utimes",
+        b"handle_accept_exit",
     }
 )
 OBJECTS = (
     (PROCESS_OBJECT, (b"handle_exec", b"handle_fork", b"handle_exit"), b"events", b"drops"),
     (
         NET_OBJECT,
-        (b"handle_connect", b"handle_connect_exit", b"handle_dup2", b"handle_dup3"),
+        (
+            b"handle_connect",
+            b"handle_connect_exit",
+            b"handle_dup2",
+            b"handle_dup3",
+            b"handle_listen",
+            b"handle_accept4_exit",
+            b"handle_accept_exit",
+        ),
         b"net_events",
         b"net_drops",
     ),
@@ -273,6 +286,18 @@ def decode_net(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
     if len(data) < ctypes.sizeof(NetEvent):
         return None
     raw = NetEvent.from_buffer_copy(data)
+    if raw.type in (EVENT_LISTEN, EVENT_ACCEPT):
+        accepted = raw.type == EVENT_ACCEPT
+        return ctx.event(
+            raw,
+            "accept" if accepted else "listen",
+            fd=raw.fd,
+            res=raw.fd,
+            sock_type=raw.sock_type,
+            local_port=raw.newfd,
+            dest_ip=_address(raw.family, raw.addr) if accepted else "",
+            dest_port=raw.port if accepted else 0,
+        )
     kind = "dup_socket" if raw.type == EVENT_DUP_SOCKET else "connect"
     return ctx.event(
         raw,
@@ -340,6 +365,8 @@ DECODERS: dict[int, Callable[[bytes, Decoding], RuntimeEvent | None]] = {
     EVENT_EXIT: decode_task,
     EVENT_CONNECT: decode_net,
     EVENT_DUP_SOCKET: decode_net,
+    EVENT_LISTEN: decode_net,
+    EVENT_ACCEPT: decode_net,
     EVENT_OPEN: decode_file,
     EVENT_SYSCALL: decode_syscall,
     **dict.fromkeys(_FSOP_KINDS, decode_fsop),
@@ -371,6 +398,8 @@ class ProcessProbe:
         object_dir: Path = OBJECT_DIR,
         watched_paths: tuple[tuple[str, int], ...] = DEFAULT_WATCHED_PATHS,
         pods: PodLookup | None = None,
+        *,
+        accepts: bool = True,
     ) -> None:
         self.libbpf = Libbpf.load()
         self.on_event = on_event
@@ -400,6 +429,8 @@ class ProcessProbe:
                     self._watch(obj, watched_paths)
                 elif object_name == SYSCALL_OBJECT:
                     self._watch_syscalls(obj)
+                elif object_name == NET_OBJECT:
+                    self._configure_net(obj, NET_LISTEN | (NET_ACCEPT if accepts else 0))
         except BaseException:
             self.close()
             raise
@@ -445,6 +476,16 @@ class ProcessProbe:
             value = ctypes.c_uint8(mode)
             updated = lib.bpf_map_update_elem(fd, ctypes.byref(key), ctypes.byref(value), 0)
             self.libbpf.check_rc(f"watch {prefix}", updated)
+
+    def _configure_net(self, obj: int, flags: int) -> None:
+        """Which optional network events leave the kernel (listen always; accept on demand)."""
+        lib = self.libbpf.lib
+        fd = self.libbpf.check_rc(
+            "find map net_config", lib.bpf_object__find_map_fd_by_name(obj, b"net_config")
+        )
+        key, value = ctypes.c_uint32(0), ctypes.c_uint32(flags)
+        updated = lib.bpf_map_update_elem(fd, ctypes.byref(key), ctypes.byref(value), 0)
+        self.libbpf.check_rc("configure network events", updated)
 
     def _watch_syscalls(self, obj: int) -> None:
         lib = self.libbpf.lib

@@ -40,6 +40,8 @@ EVENT_SYSCALLS = {
     "rename": "renameat2",
     "chmod": "fchmodat",
     "utimes": "utimensat",
+    "listen": "listen",
+    "accept": "accept4",
 }
 PRODUCED_EVENT_TYPES = frozenset({*EVENT_SYSCALLS.values(), *WATCHED_SYSCALLS.values()})
 

@@ -10,7 +10,7 @@ import pytest
 from garrison.rules.engine import Engine
 from garrison.rules.loader import load_files, load_texts
 from garrison.rules.syscall_fields import SyscallSource, repository
-from tests.runtime_events import connect, dup_socket, open_file, spawn, syscall
+from tests.runtime_events import connect, dup_socket, event, open_file, spawn, syscall
 
 FALCO_RULES = Path(__file__).resolve().parents[3].parent / "shared/corpora/falco-rules"
 SOURCE = SyscallSource(
@@ -86,6 +86,20 @@ def test_network_fields_with_cidr_semantics() -> None:
     api = connect("10.96.0.1", 443)
     assert fires(rules(rule('fd.sip.name = "kubernetes.default.svc.cluster.local"')), api)
     assert fires(rules(rule("fd.typechar = 6")), connect("2001:db8::1", 80))
+    accepted = event(
+        "accept", syscall="accept4", dest_ip="198.51.100.2", dest_port=51000, local_port=22, fd=4
+    )
+    engine = rules(
+        rule(
+            "evt.type = accept4 and fd.lport = 22 and fd.sport = 22 and fd.cip = 198.51.100.2"
+            " and fd.rport = 51000 and fd.is_server = true and fd.typechar = 4"
+        )
+    )
+    assert fires(engine, accepted)
+    listening = event("listen", syscall="listen", local_port=8080, fd=3)
+    assert fires(
+        rules(rule("evt.type = listen and fd.lport = 8080 and not fd.sip exists")), listening
+    )
     dup = dup_socket("203.0.113.7", 4444, 1)
     assert fires(rules(rule("evt.type = dup2 and evt.rawres in (0, 1, 2) and fd.type = ipv4")), dup)
 
