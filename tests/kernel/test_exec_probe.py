@@ -226,3 +226,21 @@ def test_sensor_serves_event_and_drop_metrics() -> None:
     assert re.search(r'garrison_sensor_events_total\{type="exec"\} [1-9]', text)
     assert "garrison_sensor_kernel_drops 0.0" in text
     assert re.search(r"garrison_sensor_processes [1-9]", text)
+
+
+def test_the_mapped_ring_reader_sees_what_the_callback_sees() -> None:
+    """Reading the ring's pages directly (--ring mapped): every exec, in order, none lost."""
+    seen: list[RuntimeEvent] = []
+    probe = ProcessProbe(seen.append, mapped=True)
+    try:
+        for index in range(200):
+            subprocess.run(["/bin/true", f"garrison-mapped-{index}"], check=True)
+        collect(probe, seen, 1.0)
+    finally:
+        probe.close()
+    mine = [
+        e.args[1]
+        for e in seen
+        if e.type == "exec" and e.args[1:2] and e.args[1].startswith("garrison-mapped-")
+    ]
+    assert mine == [f"garrison-mapped-{index}" for index in range(200)]

@@ -82,6 +82,12 @@ def register(commands: Any, name: str) -> None:
     parser.add_argument("--kube-token-file", help="bearer token for --kube-url")
     parser.add_argument("--kube-ca", help="CA certificate of --kube-url")
     parser.add_argument("--no-kube", action="store_true", help="do not watch the node's pods")
+    parser.add_argument(
+        "--ring",
+        choices=("callback", "mapped"),
+        default="callback",
+        help="read the ring buffer through libbpf's callback (default) or by mapping it",
+    )
     parser.add_argument("--metrics-host", default="127.0.0.1")
     parser.add_argument("--metrics-port", type=int, default=0, help="serve /metrics (0: off)")
     parser.set_defaults(run=run_sensor)
@@ -215,7 +221,9 @@ def run_sensor(args: argparse.Namespace) -> int:  # noqa: C901 - one composition
         accepts = args.emit != "alerts" or (
             analyzer is not None and needs_event_types(analyzer.engine, {"accept", "accept4"})
         )
-        probe = ProcessProbe(emit, objects, watched, pods, accepts=accepts)
+        probe = ProcessProbe(
+            emit, objects, watched, pods, accepts=accepts, mapped=args.ring == "mapped"
+        )
     except GarrisonError as exc:
         if pods is not None:
             pods.stop()

@@ -41,6 +41,7 @@ class Libbpf:
             "bpf_object__find_map_fd_by_name": (ctypes.c_int, [v, ctypes.c_char_p]),
             "bpf_object__find_map_by_name": (v, [v, ctypes.c_char_p]),
             "bpf_map__reuse_fd": (ctypes.c_int, [v, ctypes.c_int]),
+            "bpf_map__max_entries": (ctypes.c_uint32, [v]),
             "bpf_program__attach": (v, [v]),
             "bpf_link__destroy": (ctypes.c_int, [v]),
             "ring_buffer__new": (v, [ctypes.c_int, SampleFn, v, v]),

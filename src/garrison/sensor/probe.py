@@ -12,12 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from garrison.events.errors import GarrisonError
 from garrison.events.runtime import RuntimeEvent
 from garrison.sensor.attribution import CgroupResolver, container_of
 from garrison.sensor.containers import ContainerInfo, ContainerMetadata
 from garrison.sensor.kube import PodInfo
 from garrison.sensor.libbpf import Libbpf, LibbpfError, SampleFn
+from garrison.sensor.preflight import ensure_tracefs
 from garrison.sensor.process_tree import Node, ProcessTree
+from garrison.sensor.ring import MappedRing
 from garrison.sensor.syscalls import EVENT_SYSCALLS, WATCHED_SYSCALLS
 from garrison.sensor.syscalls import supported as syscalls_supported
 from garrison.sensor.wire import (
@@ -400,8 +403,16 @@ class ProcessProbe:
         pods: PodLookup | None = None,
         *,
         accepts: bool = True,
+        mapped: bool = False,
     ) -> None:
         self.libbpf = Libbpf.load()
+        tracefs = ensure_tracefs()  # tracepoints attach through it; a fresh machine lacks it
+        if tracefs is not None:
+            raise GarrisonError(str(tracefs))
+        # libbpf's ring_buffer__poll with a callback per record, or (mapped=True) the ring's
+        # pages read directly; bench/sensor.py measures both, and the callback was no slower
+        self.mapped = mapped
+        self._mapped: MappedRing | None = None
         self.on_event = on_event
         self.offset = boot_offset()
         self.decoded = 0
@@ -440,7 +451,7 @@ class ProcessProbe:
         ptr, rc = self.libbpf.check_ptr, self.libbpf.check_rc
         obj = ptr("bpf_object__open_file", lib.bpf_object__open_file(str(path).encode(), None))
         self._objects.append(obj)
-        if self._rb is not None:
+        if self._ring_fd >= 0:
             # every object writes into the first one's ring buffer: one ring keeps the
             # kernel's order across programs (an exec is read before the open it makes)
             ring = ptr(f"find {events.decode()}", lib.bpf_object__find_map_by_name(obj, events))
@@ -459,11 +470,16 @@ class ProcessProbe:
                 self.skipped.append(name.decode())  # an old syscall this kernel lacks
         find_map = lib.bpf_object__find_map_fd_by_name
         self._drops_fds.append(rc(f"find map {drops.decode()}", find_map(obj, drops)))
-        if self._rb is None:
+        if self._ring_fd < 0:
             self._ring_fd = rc(f"find map {events.decode()}", find_map(obj, events))
-            self._rb = ptr(
-                "ring_buffer__new", lib.ring_buffer__new(self._ring_fd, self._callback, None, None)
-            )
+            if self.mapped:
+                ring = ptr(f"find {events.decode()}", lib.bpf_object__find_map_by_name(obj, events))
+                self._mapped = MappedRing(self._ring_fd, int(lib.bpf_map__max_entries(ring)))
+            else:
+                self._rb = ptr(
+                    "ring_buffer__new",
+                    lib.ring_buffer__new(self._ring_fd, self._callback, None, None),
+                )
         return int(obj)
 
     def _watch(self, obj: int, prefixes: tuple[tuple[str, int], ...]) -> None:
@@ -556,19 +572,23 @@ class ProcessProbe:
             self.libbpf.lib.bpf_map_delete_elem(self._map_fd(b"block_drift"), ctypes.byref(key))
 
     def _sample(self, ctx: int, data: int, size: int) -> int:
-        raw = ctypes.string_at(data, size)
+        self._record(ctypes.string_at(data, size))
+        return 0
+
+    def _record(self, raw: bytes) -> None:
         decode = DECODERS.get(int.from_bytes(raw[:4], "little"))
         event = decode(raw, self.decoding) if decode is not None else None
         if event is not None:
             self.decoded += 1
             self.on_event(event)
-        return 0
 
     def poll(self, timeout_ms: int = 100) -> int:
-        """Decode what the ring buffers hold, waiting up to ``timeout_ms`` for something.
+        """Decode what the ring buffer holds, waiting up to ``timeout_ms`` for something.
 
         A signal (Ctrl-C, SIGTERM) interrupting the wait is not an error: nothing was read.
         """
+        if self._mapped is not None:
+            return self._mapped.poll(self._record, timeout_ms)
         polled = self.libbpf.lib.ring_buffer__poll(self._rb, timeout_ms)
         if polled == -errno.EINTR:
             return 0
@@ -590,6 +610,9 @@ class ProcessProbe:
         if self._rb:
             lib.ring_buffer__free(self._rb)
             self._rb = None
+        if self._mapped is not None:
+            self._mapped.close()
+            self._mapped = None
         for link in self._links:
             lib.bpf_link__destroy(link)
         self._links = []
