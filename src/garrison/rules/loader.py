@@ -6,7 +6,6 @@ Problems are collected with file, line and item name rather than raised at the f
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ import yaml
 
 from garrison.rules.errors import Location, RuleLoadError
 from garrison.rules.model import ExceptionDef, ListDef, MacroDef, RuleDef, RuleSet, parse_priority
+from garrison.yaml12 import Yaml12Loader
 
 _RULE_KEYS = frozenset(
     {
@@ -60,31 +60,8 @@ class LoadResult:
         return not self.errors
 
 
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 core scalars, as Falco's parser reads rules files.
-
-    YAML 1.1 would read a bare ``=`` (as in ``comps: [=, in]``) as the ``value`` tag and
-    ``yes``/``no``/``on``/``off`` as booleans; here they stay strings.
-    """
-
-
-def _yaml12_resolvers() -> dict[str | None, list[tuple[str, re.Pattern[str]]]]:
-    resolvers: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {}
-    for first, entries in yaml.SafeLoader.yaml_implicit_resolvers.items():
-        kept = [
-            (tag, pattern)
-            for tag, pattern in entries
-            if tag not in ("tag:yaml.org,2002:value", "tag:yaml.org,2002:bool")
-        ]
-        if kept:
-            resolvers[first] = kept
-    boolean = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
-    for first in "tTfF":
-        resolvers.setdefault(first, []).append(("tag:yaml.org,2002:bool", boolean))
-    return resolvers
-
-
-_LineLoader.yaml_implicit_resolvers = _yaml12_resolvers()
+class _LineLoader(Yaml12Loader):
+    """YAML 1.2 core scalars, as Falco's parser reads rules files (see ``garrison.yaml12``)."""
 
 
 def _item_nodes(text: str, file: str) -> list[tuple[int, Any]]:

@@ -1,0 +1,201 @@
+"""A set of templates and constraints, evaluated against a review in one pass.
+
+Each template is compiled once; each constraint is matched against the request (kinds,
+namespaces, selectors...) and only matching constraints run their template. Engines: a
+template with legacy ``targets[].rego`` runs Rego; otherwise, with engine ``auto`` (the
+default), Rego where the template has it and CEL where CEL is its only code — the two
+implementations of a library template agree, and the Rego engine is the conformant one of
+the two here; ``cel`` prefers CEL as Gatekeeper does; ``rego`` never runs CEL.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from garrison.admission.cel import CelProgram
+from garrison.admission.inventory import Inventory
+from garrison.admission.match import matches
+from garrison.admission.model import (
+    Constraint,
+    ConstraintTemplate,
+    PolicyError,
+    parse_constraint,
+    parse_template,
+)
+from garrison.admission.rego import RegoProgram, Violation
+from garrison.admission.schema import apply_defaults, validate
+
+EngineMode = Literal["auto", "rego", "cel"]
+
+
+@dataclass(frozen=True)
+class Result:
+    """One violation of one constraint, with what the constraint does about it here."""
+
+    constraint_kind: str
+    constraint_name: str
+    msg: str
+    action: str  # deny | warn | dryrun
+    details: Any = None
+
+
+@dataclass
+class LoadedTemplate:
+    template: ConstraintTemplate
+    engine: str
+    rego: RegoProgram | None = None
+    cel: CelProgram | None = None
+    seconds: float = 0.0  # evaluation time spent, for the costliest-template report
+    evaluations: int = 0
+
+
+@dataclass
+class LoadedConstraint:
+    constraint: Constraint
+    parameters: Mapping[str, Any]
+    obj: Mapping[str, Any]  # the Constraint object (CEL's ``params``)
+
+
+@dataclass
+class PolicySet:
+    templates: dict[str, LoadedTemplate] = field(default_factory=dict)  # by constraint kind
+    constraints: list[LoadedConstraint] = field(default_factory=list)
+    inventory: Inventory = field(default_factory=Inventory)
+    engine_mode: EngineMode = "auto"
+    _inventory_version: int = -1
+
+    def add_template(self, obj: Mapping[str, Any]) -> ConstraintTemplate:
+        template = parse_template(obj)
+        engine = _choose_engine(template, self.engine_mode)
+        loaded = LoadedTemplate(template=template, engine=engine)
+        if engine == "rego":
+            loaded.rego = RegoProgram(template)
+        else:
+            loaded.cel = CelProgram(template)
+        self.templates[template.kind] = loaded
+        self._inventory_version = -1
+        return template
+
+    def add_constraint(self, obj: Mapping[str, Any]) -> Constraint:
+        constraint = parse_constraint(obj)
+        loaded = self.templates.get(constraint.kind)
+        if loaded is None:
+            raise PolicyError(
+                f"{constraint.kind} {constraint.name}: no ConstraintTemplate defines that kind"
+            )
+        schema = loaded.template.parameters_schema  # the schema of spec.parameters itself
+        parameters = apply_defaults(schema, dict(constraint.parameters))
+        validate(schema, parameters, f"{constraint.kind} {constraint.name}: parameters")
+        self.constraints = [
+            c
+            for c in self.constraints
+            if (c.constraint.kind, c.constraint.name) != (constraint.kind, constraint.name)
+        ]
+        self.constraints.append(LoadedConstraint(constraint, parameters, obj))
+        return constraint
+
+    def add_objects(self, objects: Iterable[Mapping[str, Any]]) -> None:
+        """Templates first, then constraints, whatever order the files gave."""
+        pending = []
+        for obj in objects:
+            if obj.get("kind") == "ConstraintTemplate":
+                self.add_template(obj)
+            else:
+                pending.append(obj)
+        for obj in pending:
+            self.add_constraint(obj)
+
+    def _sync_inventory(self) -> None:
+        if self._inventory_version == self.inventory.version:
+            return
+        tree = self.inventory.tree()
+        for loaded in self.templates.values():
+            if loaded.rego is not None:
+                loaded.rego = loaded.rego.with_inventory(tree)
+        self._inventory_version = self.inventory.version
+
+    def review(
+        self, request: Mapping[str, Any], point: str = "validation.gatekeeper.sh"
+    ) -> list[Result]:
+        """Every violation of every matching constraint active at ``point``."""
+        self._sync_inventory()
+        results: list[Result] = []
+        for lc in self.constraints:
+            action = lc.constraint.action_at(point)
+            if action is None:
+                continue
+            if not _matches_either(lc.constraint, request, self.inventory):
+                continue
+            for violation in self._evaluate(lc, request):
+                results.append(
+                    Result(
+                        constraint_kind=lc.constraint.kind,
+                        constraint_name=lc.constraint.name,
+                        msg=violation.msg,
+                        action=action,
+                        details=violation.details,
+                    )
+                )
+        return results
+
+    def _evaluate(self, lc: LoadedConstraint, request: Mapping[str, Any]) -> list[Violation]:
+        loaded = self.templates[lc.constraint.kind]
+        started = time.perf_counter()
+        try:
+            if loaded.rego is not None:
+                return loaded.rego.evaluate(request, lc.parameters)
+            if loaded.cel is not None:
+                return loaded.cel.evaluate(request, lc.obj)
+            return []
+        finally:
+            loaded.seconds += time.perf_counter() - started
+            loaded.evaluations += 1
+
+    def kinds(self) -> set[tuple[str, str]]:
+        """(apiGroup, kind) pairs the constraints select; ("*", "*") when one selects all."""
+        out: set[tuple[str, str]] = set()
+        for lc in self.constraints:
+            if not lc.constraint.match.kinds:
+                out.add(("*", "*"))
+            for km in lc.constraint.match.kinds:
+                for group in km.api_groups or ("*",):
+                    for kind in km.kinds or ("*",):
+                        out.add((group, kind))
+        return out
+
+
+def _choose_engine(template: ConstraintTemplate, mode: EngineMode) -> str:
+    if template.legacy_rego and template.rego is not None:
+        return "rego"
+    if mode == "cel" and template.cel is not None:
+        return "cel"
+    if template.rego is not None:
+        return "rego"
+    if mode == "rego":
+        raise PolicyError(f"ConstraintTemplate {template.name}: no Rego code (CEL only)")
+    return "cel"
+
+
+def _matches_either(
+    constraint: Constraint, request: Mapping[str, Any], inventory: Inventory
+) -> bool:
+    """Gatekeeper matches an update on its new object or its old one."""
+    if matches(constraint.match, request, inventory.namespace):
+        return True
+    old = request.get("oldObject")
+    if isinstance(old, Mapping) and request.get("object") is not None:
+        return matches(constraint.match, {**request, "object": old}, inventory.namespace)
+    return False
+
+
+def load_policy_set(
+    objects: Sequence[Mapping[str, Any]],
+    engine_mode: EngineMode = "auto",
+    inventory: Inventory | None = None,
+) -> PolicySet:
+    policy = PolicySet(engine_mode=engine_mode, inventory=inventory or Inventory())
+    policy.add_objects(objects)
+    return policy
