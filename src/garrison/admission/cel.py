@@ -121,13 +121,13 @@ class CelProgram:
                     continue  # an unusable variable errors only where it is read
                 context.add_variable("variables", variables)
         except (RuntimeError, TypeError, ValueError, KeyError) as exc:
-            return [Violation(msg=f"{self.template_name}: CEL error: {exc}")]
+            return [Violation(msg=f"{self.template_name}: CEL error: {exc}", error=True)]
         out: list[Violation] = []
         for program, message, message_expr in self._validations:
             try:
                 passed = program.execute(context)
             except (RuntimeError, TypeError, ValueError, KeyError) as exc:
-                out.append(Violation(msg=f"{self.template_name}: CEL error: {exc}"))
+                out.append(Violation(msg=f"{self.template_name}: CEL error: {exc}", error=True))
                 continue
             if passed is True:
                 continue

@@ -10,6 +10,7 @@ the two here; ``cel`` prefers CEL as Gatekeeper does; ``rego`` never runs CEL.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class Result:
     msg: str
     action: str  # deny | warn | dryrun
     details: Any = None
+    error: bool = False  # the template failed to evaluate (Gatekeeper counts it as a violation)
 
 
 @dataclass
@@ -57,6 +59,7 @@ class LoadedConstraint:
     constraint: Constraint
     parameters: Mapping[str, Any]
     obj: Mapping[str, Any]  # the Constraint object (CEL's ``params``)
+    parameters_json: str = "{}"
 
 
 @dataclass
@@ -94,7 +97,9 @@ class PolicySet:
             for c in self.constraints
             if (c.constraint.kind, c.constraint.name) != (constraint.kind, constraint.name)
         ]
-        self.constraints.append(LoadedConstraint(constraint, parameters, obj))
+        self.constraints.append(
+            LoadedConstraint(constraint, parameters, obj, json.dumps(parameters))
+        )
         return constraint
 
     def add_objects(self, objects: Iterable[Mapping[str, Any]]) -> None:
@@ -123,13 +128,14 @@ class PolicySet:
         """Every violation of every matching constraint active at ``point``."""
         self._sync_inventory()
         results: list[Result] = []
+        review_json: list[str] = []  # serialised once, on first use
         for lc in self.constraints:
             action = lc.constraint.action_at(point)
             if action is None:
                 continue
             if not _matches_either(lc.constraint, request, self.inventory):
                 continue
-            for violation in self._evaluate(lc, request):
+            for violation in self._evaluate(lc, request, review_json):
                 results.append(
                     Result(
                         constraint_kind=lc.constraint.kind,
@@ -137,16 +143,21 @@ class PolicySet:
                         msg=violation.msg,
                         action=action,
                         details=violation.details,
+                        error=violation.error,
                     )
                 )
         return results
 
-    def _evaluate(self, lc: LoadedConstraint, request: Mapping[str, Any]) -> list[Violation]:
+    def _evaluate(
+        self, lc: LoadedConstraint, request: Mapping[str, Any], review_json: list[str]
+    ) -> list[Violation]:
         loaded = self.templates[lc.constraint.kind]
         started = time.perf_counter()
         try:
             if loaded.rego is not None:
-                return loaded.rego.evaluate(request, lc.parameters)
+                if not review_json:
+                    review_json.append(json.dumps(request))
+                return loaded.rego.evaluate_json(review_json[0], lc.parameters_json)
             if loaded.cel is not None:
                 return loaded.cel.evaluate(request, lc.obj)
             return []

@@ -184,7 +184,7 @@ def _selector(value: Any, where: str) -> LabelSelector | None:
     return LabelSelector({str(k): str(v) for k, v in labels.items()}, tuple(expressions))
 
 
-def _match(value: Any, where: str) -> Match:
+def parse_match(value: Any, where: str) -> Match:
     if value is None:
         return Match()
     if not isinstance(value, Mapping):
@@ -233,7 +233,7 @@ def parse_constraint(obj: Any) -> Constraint:
     return Constraint(
         kind=obj["kind"],
         name=name,
-        match=_match(spec.get("match"), f"{where}: spec.match"),
+        match=parse_match(spec.get("match"), f"{where}: spec.match"),
         parameters=parameters,
         enforcement_action=action,
         scoped_actions=scoped,

@@ -39,6 +39,7 @@ _RE_MATCH = re.compile(r"\bre_match\s*\(")
 class Violation:
     msg: str
     details: Any = None
+    error: bool = False  # the policy failed to evaluate; ``msg`` is the error
 
 
 def _clean_error(exc: BaseException) -> str:
@@ -230,11 +231,17 @@ class RegoProgram:
 
     def evaluate(self, review: Mapping[str, Any], parameters: Mapping[str, Any]) -> list[Violation]:
         """The distinct violations for one review; an evaluation error is one violation."""
+        return self.evaluate_json(json.dumps(review), json.dumps(parameters))
+
+    def evaluate_json(self, review_json: str, parameters_json: str) -> list[Violation]:
+        """As :meth:`evaluate`, with review and parameters already JSON (serialised once)."""
         try:
-            self._engine.set_input_json(json.dumps({"review": review, "parameters": parameters}))
+            self._engine.set_input_json(
+                '{"review":' + review_json + ',"parameters":' + parameters_json + "}"
+            )
             raw = self._engine.eval_rule_as_json(self._rule)
         except RuntimeError as exc:
-            return [Violation(msg=_clean_error(exc))]
+            return [Violation(msg=f"{self.template_name}: {_clean_error(exc)}", error=True)]
         return _violations(json.loads(raw), self.template_name)
 
 
@@ -242,12 +249,12 @@ def _violations(result: Any, template: str) -> list[Violation]:
     if result is None or (isinstance(result, Mapping) and not result):
         return []  # undefined: no violation
     if not isinstance(result, Sequence) or isinstance(result, str):
-        return [Violation(msg=f"{template}: violation is not a set")]
+        return [Violation(msg=f"{template}: violation is not a set", error=True)]
     seen: set[str] = set()
     out: list[Violation] = []
     for item in result:
         if not isinstance(item, Mapping) or not isinstance(item.get("msg"), str):
-            out.append(Violation(msg=f"{template}: a violation without a string msg"))
+            out.append(Violation(msg=f"{template}: a violation without a string msg", error=True))
             continue
         key = json.dumps(item, sort_keys=True)
         if key in seen:

@@ -13,6 +13,7 @@ from garrison.cli import (
     audit_cmd,
     clusters_cmd,
     intel_cmd,
+    policy_cmd,
     publisher_cmd,
     rules_cmd,
     sensor_cmd,
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         "alerts": alerts_cmd.register,
         "clusters": clusters_cmd.register,
         "intel": intel_cmd.register,
+        "policy": policy_cmd.register,
     }
     for name, register in registry.items():
         register(commands, name)

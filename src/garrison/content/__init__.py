@@ -18,3 +18,8 @@ def default_audit_rule_files() -> list[Path]:
 def default_runtime_rule_files() -> list[Path]:
     """The default syscall (node runtime) rule pack, in load order."""
     return [CONTENT_DIR / "rules" / "runtime.yaml"]
+
+
+def policy_catalog_file() -> Path:
+    """The built-in admission policies' catalog (templates, initiatives, default effects)."""
+    return CONTENT_DIR / "policies" / "catalog.yaml"
