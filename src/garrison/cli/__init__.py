@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from garrison import __version__
 from garrison.cli import (
+    admission_cmd,
     alerts_cmd,
     audit_cmd,
     clusters_cmd,
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         "clusters": clusters_cmd.register,
         "intel": intel_cmd.register,
         "policy": policy_cmd.register,
+        "admission": admission_cmd.register,
     }
     for name, register in registry.items():
         register(commands, name)

@@ -8,11 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from garrison.admission.builtins import Catalog
 from garrison.admission.evaluate import load_policy_set
 from garrison.admission.files import read_objects
 from garrison.admission.gator import verify
 from garrison.admission.inventory import Inventory
 from garrison.admission.review import as_request
+from garrison.admission.sources import parse_effects
 from garrison.events.errors import GarrisonError
 
 
@@ -37,6 +41,10 @@ def register(commands: Any, name: str) -> None:
     ev.add_argument("--engine", choices=("auto", "rego", "cel"), default="auto")
     ev.add_argument("object", type=Path, metavar="OBJECT_OR_REVIEW")
     ev.set_defaults(run=run_eval)
+    export = sub.add_parser("export", help="print built-in templates and constraints (YAML)")
+    export.add_argument("--initiative", action="append", default=[], metavar="NAME")
+    export.add_argument("--effect", action="append", default=[], metavar="INITIATIVE/NAME=EFFECT")
+    export.set_defaults(run=run_export)
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -72,6 +80,21 @@ def run_verify(args: argparse.Namespace) -> int:
         summary += f", {report.skipped} skipped"
     print(summary)
     return 1 if report.failed else 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """The built-ins as plain Gatekeeper objects, to apply to a cluster that runs Gatekeeper."""
+    try:
+        catalog = Catalog()
+        effects = parse_effects(args.effect)
+        docs: list[Any] = catalog.template_objects()
+        for name in args.initiative:
+            docs.extend(catalog.constraint_objects(name, effects.get(name)))
+    except GarrisonError as exc:
+        print(f"garrison policy export: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False))
+    return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:

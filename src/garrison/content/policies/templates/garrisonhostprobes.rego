@@ -3,22 +3,24 @@ package garrisonhostprobes
 import data.lib.garrison.pods
 import rego.v1
 
-handlers contains [c.name, probe, c[probe]] if {
-	some c in pods.containers
-	some probe in ["livenessProbe", "readinessProbe", "startupProbe"]
-	c[probe]
-}
+handler_fields := ["livenessProbe", "readinessProbe", "startupProbe"]
 
-handlers contains [c.name, concat(".", ["lifecycle", hook]), c.lifecycle[hook]] if {
+violation contains {"msg": msg} if {
+	pods.applies
 	some c in pods.containers
-	some hook in ["postStart", "preStop"]
+	some field in handler_fields
+	some action in ["httpGet", "tcpSocket"]
+	host := object.get(c, [field, action, "host"], "")
+	host != ""
+	msg := sprintf("container %v: %v.%v.host (%v) may not be set", [c.name, field, action, host])
 }
 
 violation contains {"msg": msg} if {
 	pods.applies
-	some [name, where, handler] in handlers
+	some c in pods.containers
+	some hook in ["postStart", "preStop"]
 	some action in ["httpGet", "tcpSocket"]
-	host := handler[action].host
+	host := object.get(c, ["lifecycle", hook, action, "host"], "")
 	host != ""
-	msg := sprintf("container %v: %v.%v.host (%v) may not be set", [name, where, action, host])
+	msg := sprintf("container %v: lifecycle.%v.%v.host (%v) may not be set", [c.name, hook, action, host])
 }

@@ -1,0 +1,208 @@
+"""``garrison admission``: the Gatekeeper-compatible admission webhook and its configuration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from garrison.admission.sources import PolicySources, parse_effects
+from garrison.admission.webhook import (
+    AdmissionConfig,
+    AdmissionMetrics,
+    AdmissionWebhook,
+    ReloadingCertificate,
+)
+from garrison.admission.webhook_config import webhook_configurations
+from garrison.admission.worker import WorkerClient, WorkerError
+from garrison.events.errors import GarrisonError
+
+log = logging.getLogger("garrison.admission")
+
+
+def register(commands: Any, name: str) -> None:
+    parser = commands.add_parser(name, help="the admission webhook (Gatekeeper-compatible)")
+    sub = parser.add_subparsers(dest="admission_command", required=True, metavar="ACTION")
+    serve = sub.add_parser("serve", help="serve /v1/admit and /v1/mutate over HTTPS")
+    add_policy_arguments(serve)
+    serve.add_argument("--tls-cert", type=Path, required=True, help="serving certificate (PEM)")
+    serve.add_argument("--tls-key", type=Path, required=True, help="its private key (PEM)")
+    serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a webhook serves the cluster
+    serve.add_argument("--port", type=int, default=8443)
+    serve.add_argument("--deadline", type=float, default=2.5, help="seconds per review")
+    serve.add_argument("--failure-mode", choices=("ignore", "fail"), default="ignore")
+    serve.add_argument(
+        "--exempt-namespace",
+        action="append",
+        default=None,
+        help="namespace never judged (default: kube-system, garrison)",
+    )
+    serve.add_argument("--reload-interval", type=float, default=5.0, help="seconds")
+    serve.set_defaults(run=run_serve)
+    config = sub.add_parser(
+        "webhook-config", help="print the Validating/MutatingWebhookConfiguration (YAML)"
+    )
+    config.add_argument("--namespace", default="garrison")
+    config.add_argument("--service", default="garrison-admission")
+    config.add_argument("--ca-file", type=Path, required=True, help="CA that signed the cert")
+    config.add_argument("--timeout", type=int, default=3, help="seconds (1-30)")
+    config.add_argument("--failure-policy", choices=("Ignore", "Fail"), default="Ignore")
+    config.add_argument("--mutating", action="store_true", help="also the mutating webhook")
+    config.set_defaults(run=run_webhook_config)
+
+
+def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="ConstraintTemplates, Constraints and mutators (files or directories)",
+    )
+    parser.add_argument(
+        "--initiative",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a built-in initiative (pod-security-baseline, pod-security-restricted, "
+        "azure-kubernetes-builtins)",
+    )
+    parser.add_argument(
+        "--effect",
+        action="append",
+        default=[],
+        metavar="INITIATIVE/CONSTRAINT=EFFECT",
+        help="override a built-in's effect: deny, warn, audit or disabled",
+    )
+    parser.add_argument(
+        "--inventory",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="objects for data.inventory and namespaceSelector",
+    )
+    parser.add_argument("--engine", choices=("auto", "rego", "cel"), default="auto")
+
+
+def sources_from(args: argparse.Namespace) -> PolicySources:
+    return PolicySources(
+        paths=list(args.policy),
+        initiatives=list(args.initiative),
+        effects=parse_effects(args.effect),
+        inventory_paths=list(args.inventory),
+    )
+
+
+def run_webhook_config(args: argparse.Namespace) -> int:
+    try:
+        ca = args.ca_file.read_bytes()
+        text = webhook_configurations(
+            namespace=args.namespace,
+            service=args.service,
+            ca_pem=ca,
+            timeout_seconds=args.timeout,
+            failure_policy=args.failure_policy,
+            mutating=args.mutating,
+        )
+    except (OSError, GarrisonError) as exc:
+        print(f"garrison admission webhook-config: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text)
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    sources = sources_from(args)
+    try:
+        bundle = sources.load()
+        certificate = ReloadingCertificate(args.tls_cert, args.tls_key, args.reload_interval)
+    except GarrisonError as exc:
+        print(f"garrison admission: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"garrison admission: cannot load the TLS certificate: {exc}", file=sys.stderr)
+        return 2
+    exempt = tuple(args.exempt_namespace) if args.exempt_namespace else ("kube-system", "garrison")
+    config = AdmissionConfig(
+        deadline_s=args.deadline, failure_mode=args.failure_mode, exempt_namespaces=exempt
+    )
+    try:
+        return asyncio.run(_serve(args, sources, bundle, certificate, config))
+    except WorkerError as exc:
+        print(f"garrison admission: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _serve(
+    args: argparse.Namespace,
+    sources: PolicySources,
+    bundle: Any,
+    certificate: ReloadingCertificate,
+    config: AdmissionConfig,
+) -> int:
+    worker = WorkerClient(bundle.load_message(args.engine))
+    loaded = await worker.start()
+    webhook = AdmissionWebhook(
+        worker,
+        config,
+        AdmissionMetrics.create(CollectorRegistry()),
+        mutators=bundle.mutators,
+        namespaces=bundle.namespaces,
+    )
+    runner = web.AppRunner(webhook.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port, ssl_context=certificate.context)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    print(
+        f"garrison admission serving https://{host}:{port}/v1/admit "
+        f"({loaded['templates']} templates, {loaded['constraints']} constraints)",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    fingerprint = sources.fingerprint()
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=args.reload_interval)
+            certificate.check()
+            current = sources.fingerprint()
+            if current != fingerprint:
+                fingerprint = current
+                await _reload(worker, webhook, sources, args.engine)
+    finally:
+        await runner.cleanup()
+        await worker.close()
+    return 0
+
+
+async def _reload(
+    worker: WorkerClient, webhook: AdmissionWebhook, sources: PolicySources, engine: str
+) -> None:
+    """New policies take effect whole, or not at all (the running set stays)."""
+    try:
+        bundle = sources.load()
+        answer = await worker.reload(bundle.load_message(engine))
+    except (GarrisonError, OSError) as exc:
+        log.error("policies not reloaded, the running set stays: %s", exc)
+        return
+    webhook.mutators = bundle.mutators
+    webhook.namespaces = bundle.namespaces
+    log.info(
+        "policies reloaded: %s templates, %s constraints",
+        answer["templates"],
+        answer["constraints"],
+    )

@@ -1,0 +1,406 @@
+"""`garrison admission serve` over real HTTPS: AdmissionReview round trips and every bad path."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from garrison.tls import client_context, ensure_ca, issue_certificate
+
+pytestmark = pytest.mark.integration
+GARRISON = [sys.executable, "-m", "garrison.cli"]
+
+
+def template(name: str, kind: str, rego: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "templates.gatekeeper.sh/v1",
+        "kind": "ConstraintTemplate",
+        "metadata": {"name": name},
+        "spec": {
+            "crd": {"spec": {"names": {"kind": kind}}},
+            "targets": [{"target": "admission.k8s.gatekeeper.sh", "rego": rego}],
+        },
+    }
+
+
+def constraint(
+    kind: str, name: str, kinds: list[str], action: str = "deny", **params: Any
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "enforcementAction": action,
+        "match": {"kinds": [{"apiGroups": [""], "kinds": kinds}]},
+    }
+    if params:
+        spec["parameters"] = params
+    return {
+        "apiVersion": "constraints.gatekeeper.sh/v1beta1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+LABELS = 'package k8slabels\nviolation[{"msg": msg}] {\n  not input.review.object.metadata.labels[input.parameters.key]\n  msg := sprintf("label %v is required", [input.parameters.key])\n}\n'
+# Conflicting values for one complete rule: an evaluation error, every time.
+BROKEN = (
+    'package broken\nf := 1 { true }\nf := 2 { true }\nviolation[{"msg": "never"}] { f == 3 }\n'
+)
+# A policy that takes far longer than any deadline.
+SLOW = 'package slow\nviolation[{"msg": "slow"}] { count([x | x := numbers.range(1, 30000000)[_]]) < 0 }\n'
+
+
+def policies() -> list[dict[str, Any]]:
+    return [
+        template("k8slabels", "K8sLabels", LABELS),
+        constraint("K8sLabels", "owner-warn", ["Service"], "warn", key="owner"),
+        constraint("K8sLabels", "team-dryrun", ["Service"], "dryrun", key="team"),
+        template("broken", "Broken", BROKEN),
+        constraint("Broken", "broken", ["ConfigMap"]),
+        template("slow", "Slow", SLOW),
+        constraint("Slow", "slow", ["Secret"]),
+        {
+            "apiVersion": "mutations.gatekeeper.sh/v1",
+            "kind": "AssignMetadata",
+            "metadata": {"name": "owner-label"},
+            "spec": {
+                "location": "metadata.labels.owner",
+                "parameters": {"assign": {"value": "platform"}},
+            },
+        },
+    ]
+
+
+@dataclass
+class Webhook:
+    url: str
+    context: ssl.SSLContext
+    process: subprocess.Popen[str]
+    tls_dir: Path
+    policy_dir: Path
+
+    def post(
+        self, body: bytes, path: str = "/v1/admit", content_type: str = "application/json"
+    ) -> tuple[int, Any]:
+        request = urllib.request.Request(
+            self.url + path, data=body, method="POST", headers={"Content-Type": content_type}
+        )
+        try:
+            with urllib.request.urlopen(request, context=self.context, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def review(self, obj: dict[str, Any], **request: Any) -> dict[str, Any]:
+        status, body = self.post(json.dumps(admission_review(obj, **request)).encode())
+        assert status == 200, body
+        return body  # type: ignore[no-any-return]
+
+
+def admission_review(
+    obj: dict[str, Any], api_version: str = "admission.k8s.io/v1", **extra: Any
+) -> dict[str, Any]:
+    group, _, version = obj["apiVersion"].rpartition("/")
+    request = {
+        "uid": extra.pop("uid", "705ab4f5-6393-11e8-b7cc-42010a800002"),
+        "kind": {"group": group, "version": version, "kind": obj["kind"]},
+        "resource": {"group": group, "version": version, "resource": obj["kind"].lower() + "s"},
+        "name": obj["metadata"]["name"],
+        "namespace": obj["metadata"].get("namespace", ""),
+        "operation": "CREATE",
+        "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
+        "object": obj,
+        "oldObject": None,
+        "dryRun": False,
+        **extra,
+    }
+    return {"apiVersion": api_version, "kind": "AdmissionReview", "request": request}
+
+
+def pod(namespace: str = "shop", privileged: bool = False) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web", "namespace": namespace},
+        "spec": {
+            "containers": [
+                {
+                    "name": "web",
+                    "image": "nginx:1.27",
+                    "securityContext": {"privileged": privileged},
+                }
+            ]
+        },
+    }
+
+
+def simple(kind: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": kind,
+        "metadata": {"name": "x", "namespace": "shop", "labels": labels or {}},
+    }
+
+
+def start(tmp_path: Path, *extra: str) -> Iterator[Webhook]:
+    tls_dir = tmp_path / "tls"
+    ensure_ca(tls_dir)
+    files = issue_certificate(tls_dir, tls_dir, "webhook", hosts=["127.0.0.1"])
+    policy_dir = tmp_path / "policies"
+    policy_dir.mkdir()
+    (policy_dir / "policies.yaml").write_text(yaml.safe_dump_all(policies()))
+    log = (tmp_path / "webhook.log").open("w")
+    process = subprocess.Popen(
+        [
+            *GARRISON,
+            "admission",
+            "serve",
+            "--tls-cert",
+            str(files.cert),
+            "--tls-key",
+            str(files.key),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--policy",
+            str(policy_dir),
+            "--initiative",
+            "pod-security-baseline",
+            "--deadline",
+            "1.0",
+            "--reload-interval",
+            "0.2",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        env={**os.environ},
+    )
+    assert process.stdout is not None
+    try:
+        line = process.stdout.readline()
+        match = re.search(r"serving (https://\S+)/v1/admit", line)
+        if match is None:
+            process.kill()
+            process.wait()
+            pytest.fail(f"webhook did not start: {line!r} {(tmp_path / 'webhook.log').read_text()}")
+        yield Webhook(match.group(1), client_context(files.ca), process, tls_dir, policy_dir)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        process.stdout.close()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
+    yield from start(tmp_path_factory.mktemp("webhook"))
+
+
+@pytest.fixture(scope="module")
+def failing_webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
+    yield from start(tmp_path_factory.mktemp("webhook-fail"), "--failure-mode", "fail")
+
+
+def test_deny_in_gatekeeper_format_with_uid_echoed(webhook: Webhook) -> None:
+    body = webhook.review(pod(privileged=True), uid="u-1")
+    assert body["apiVersion"] == "admission.k8s.io/v1" and body["kind"] == "AdmissionReview"
+    response = body["response"]
+    assert response["uid"] == "u-1"
+    assert response["allowed"] is False
+    assert response["status"]["code"] == 403 and response["status"]["reason"] == "Forbidden"
+    assert (
+        response["status"]["message"]
+        == "[pod-security-baseline-privileged] privileged container is not allowed: web"
+    )
+
+
+def test_allowed_pod(webhook: Webhook) -> None:
+    response = webhook.review(pod())["response"]
+    assert response == {"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "allowed": True}
+
+
+def test_v1beta1_is_answered_in_v1beta1(webhook: Webhook) -> None:
+    body = webhook.review(pod(privileged=True), api_version="admission.k8s.io/v1beta1")
+    assert body["apiVersion"] == "admission.k8s.io/v1beta1"
+    assert body["response"]["allowed"] is False
+
+
+def test_warn_gives_warnings_and_dryrun_only_counts(webhook: Webhook) -> None:
+    response = webhook.review(simple("Service"))["response"]
+    assert response["allowed"] is True
+    assert response["warnings"] == ["[owner-warn] label owner is required"]
+    assert response["status"]["code"] == 299
+    assert webhook.review(simple("Service", {"owner": "a"}))["response"] == {
+        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+        "allowed": True,
+    }
+
+
+def test_dry_run_requests_are_judged_the_same(webhook: Webhook) -> None:
+    assert webhook.review(pod(privileged=True), dryRun=True)["response"]["allowed"] is False
+
+
+def test_exempt_namespace_and_own_service_account(webhook: Webhook) -> None:
+    assert webhook.review(pod("kube-system", privileged=True))["response"]["allowed"] is True
+    own = {"username": "system:serviceaccount:garrison:garrison-admission"}
+    assert webhook.review(pod(privileged=True), userInfo=own)["response"]["allowed"] is True
+
+
+def test_malformed_reviews_get_400_and_a_clear_message(webhook: Webhook) -> None:
+    cases = {
+        b"": "empty body",
+        b'{"apiVersion": "admission.k8s.io/v1", "kind": "Admiss': "malformed JSON",
+        b"[1, 2]": "not a JSON object",
+        b'{"apiVersion": "v1", "kind": "Pod"}': "expected kind AdmissionReview",
+        b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}': "no request object",
+        json.dumps(
+            {
+                "apiVersion": "admission.k8s.io/v1",
+                "kind": "AdmissionReview",
+                "request": {"kind": {"kind": "Pod"}},
+            }
+        ).encode(): "uid is missing",
+        json.dumps(
+            admission_review(pod()) | {"request": {"uid": "x", "kind": "Pod"}}
+        ).encode(): "request.kind",
+    }
+    for body, message in cases.items():
+        status, text = webhook.post(body)
+        assert status == 400, body
+        assert message in text, (body, text)
+    status, text = webhook.post(b"{}", content_type="text/plain")
+    assert status == 415 and "application/json" in text
+    assert webhook.review(pod())["response"]["allowed"] is True  # still serving
+
+
+def test_oversized_review_is_refused(webhook: Webhook) -> None:
+    review = admission_review(pod())
+    review["request"]["object"]["metadata"]["annotations"] = {"big": "x" * (9 * 1024 * 1024)}
+    status, _ = webhook.post(json.dumps(review).encode())
+    assert status == 413
+    assert webhook.review(pod())["response"]["allowed"] is True
+
+
+def test_policy_error_with_failure_mode_ignore_allows_with_a_warning(webhook: Webhook) -> None:
+    response = webhook.review(simple("ConfigMap"))["response"]
+    assert response["allowed"] is True
+    assert response["warnings"] == ["[broken] policy error, allowed (failure mode ignore)"]
+
+
+def test_policy_error_with_failure_mode_fail_denies(failing_webhook: Webhook) -> None:
+    response = failing_webhook.review(simple("ConfigMap"))["response"]
+    assert response["allowed"] is False
+    assert response["status"]["message"].startswith("[broken] broken:")
+
+
+def test_deadline_answers_by_failure_mode_and_the_next_review_works(webhook: Webhook) -> None:
+    started = time.monotonic()
+    response = webhook.review(simple("Secret"))["response"]
+    elapsed = time.monotonic() - started
+    assert response["allowed"] is True
+    assert "could not evaluate policies" in response["warnings"][0]
+    assert elapsed < 5, elapsed
+    # the worker was replaced: policies still apply
+    assert webhook.review(pod(privileged=True))["response"]["allowed"] is False
+
+
+def test_deadline_with_failure_mode_fail_denies(failing_webhook: Webhook) -> None:
+    response = failing_webhook.review(simple("Secret"))["response"]
+    assert response["allowed"] is False
+    assert response["status"]["code"] == 500
+    assert "ran past" in response["status"]["message"]
+
+
+def test_apiserver_timeout_parameter_shortens_the_deadline(webhook: Webhook) -> None:
+    body = json.dumps(admission_review(simple("Secret"))).encode()
+    started = time.monotonic()
+    status, answer = webhook.post(body, path="/v1/admit?timeout=500ms")
+    assert status == 200 and answer["response"]["allowed"] is True
+    assert time.monotonic() - started < 1.0 + 3.0  # under the 1 s deadline, plus a restart
+
+
+def test_mutation_returns_a_json_patch(webhook: Webhook) -> None:
+    status, body = webhook.post(json.dumps(admission_review(pod())).encode(), path="/v1/mutate")
+    assert status == 200
+    response = body["response"]
+    assert response["allowed"] is True and response["patchType"] == "JSONPatch"
+    patch = json.loads(base64.b64decode(response["patch"]))
+    assert patch == [{"op": "add", "path": "/metadata/labels", "value": {"owner": "platform"}}]
+    labelled = pod()
+    labelled["metadata"]["labels"] = {"owner": "someone"}
+    status, body = webhook.post(json.dumps(admission_review(labelled)).encode(), path="/v1/mutate")
+    assert "patch" not in body["response"]
+
+
+def test_metrics_count_decisions(webhook: Webhook) -> None:
+    with urllib.request.urlopen(webhook.url + "/metrics", context=webhook.context, timeout=5) as r:
+        text = r.read().decode()
+    assert (
+        'garrison_admission_requests_total{decision="denied",dry_run="false",endpoint="validate"}'
+        in text
+    )
+    assert "garrison_admission_failures_total" in text
+
+
+def _peer_serial(url: str, context: ssl.SSLContext) -> int:
+    from cryptography import x509
+
+    host, port = url.removeprefix("https://").split(":")
+    with (
+        socket.create_connection((host, int(port)), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def test_certificate_rotation_and_policy_reload_without_restart(tmp_path: Path) -> None:
+    for hook in start(tmp_path):
+        first = _peer_serial(hook.url, hook.context)
+        staging = tmp_path / "staging"
+        staging.mkdir()
+        new = issue_certificate(hook.tls_dir, staging, "webhook", hosts=["127.0.0.1"])
+        shutil.copy(new.key, hook.tls_dir / "webhook.key")
+        shutil.copy(new.cert, hook.tls_dir / "webhook.crt")
+        deadline = time.monotonic() + 10
+        while _peer_serial(hook.url, hook.context) == first:
+            assert time.monotonic() < deadline, "certificate not reloaded"
+            time.sleep(0.1)
+        assert webhook_allowed(hook, simple("Service", {"owner": "a"}))
+        # a new constraint file: enforced without a restart
+        (hook.policy_dir / "extra.yaml").write_text(
+            yaml.safe_dump(constraint("K8sLabels", "owner-deny", ["Service"], "deny", key="owner"))
+        )
+        deadline = time.monotonic() + 10
+        while webhook_allowed(hook, simple("Service")):
+            assert time.monotonic() < deadline, "policies not reloaded"
+            time.sleep(0.1)
+        # a broken policy file is refused; the running set stays
+        (hook.policy_dir / "bad.yaml").write_text("kind: [")
+        time.sleep(1.0)
+        assert not webhook_allowed(hook, simple("Service"))
+        assert hook.process.poll() is None
+
+
+def webhook_allowed(hook: Webhook, obj: dict[str, Any]) -> bool:
+    return bool(hook.review(obj)["response"]["allowed"])
