@@ -204,7 +204,7 @@ def test_a_refused_token_is_a_clear_error_without_the_token(api: tuple[StandIn, 
     watcher.start()
     try:
         assert wait(lambda: bool(watcher.last_error))
-        assert "refused the sensor's token (401)" in watcher.last_error
+        assert "refused the token (401)" in watcher.last_error
         assert "wrong-token" not in watcher.last_error and not watcher.synced.is_set()
     finally:
         watcher.stop()

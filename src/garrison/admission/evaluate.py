@@ -129,13 +129,21 @@ class PolicySet:
         self._sync_inventory()
         results: list[Result] = []
         review_json: list[str] = []  # serialised once, on first use
+        # constraints of one template with the same parameters see the same review: one run
+        memo: dict[tuple[str, str], list[Violation]] = {}
         for lc in self.constraints:
             action = lc.constraint.action_at(point)
             if action is None:
                 continue
             if not _matches_either(lc.constraint, request, self.inventory):
                 continue
-            for violation in self._evaluate(lc, request, review_json):
+            loaded = self.templates[lc.constraint.kind]
+            # CEL sees the whole constraint (its name too); Rego only its parameters
+            key = (lc.constraint.kind, lc.parameters_json if loaded.rego else lc.constraint.name)
+            violations = memo.get(key)
+            if violations is None:
+                violations = memo[key] = self._evaluate(lc, request, review_json)
+            for violation in violations:
                 results.append(
                     Result(
                         constraint_kind=lc.constraint.kind,

@@ -8,12 +8,18 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from garrison.admission.audit import AuditSweep, KubeSource, MemorySource, ObjectSource
+from garrison.admission.evaluate import load_policy_set
+from garrison.admission.files import read_objects
+from garrison.admission.inventory import Inventory
 from garrison.admission.sources import PolicySources, parse_effects
 from garrison.admission.webhook import (
     AdmissionConfig,
@@ -24,6 +30,10 @@ from garrison.admission.webhook import (
 from garrison.admission.webhook_config import webhook_configurations
 from garrison.admission.worker import WorkerClient, WorkerError
 from garrison.events.errors import GarrisonError
+from garrison.events.finding import Finding
+from garrison.kube import KubeConfig
+from garrison.publisher.envelopes import envelope_record
+from garrison.publisher.outbox import Outbox, Record
 
 log = logging.getLogger("garrison.admission")
 
@@ -47,6 +57,26 @@ def register(commands: Any, name: str) -> None:
     )
     serve.add_argument("--reload-interval", type=float, default=5.0, help="seconds")
     serve.set_defaults(run=run_serve)
+    audit = sub.add_parser("audit", help="judge existing objects (Gatekeeper's audit sweep)")
+    add_policy_arguments(audit)
+    audit.add_argument("--api-server", help="https://host:port (default: in-cluster)")
+    audit.add_argument("--token-file", type=Path, help="bearer token for the API server")
+    audit.add_argument("--ca", type=Path, help="CA of the API server")
+    audit.add_argument(
+        "--objects",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="audit these objects instead of an API server",
+    )
+    audit.add_argument("--cluster", default="", help="cluster name on findings")
+    audit.add_argument("--interval", type=float, default=0, help="seconds between sweeps; 0: once")
+    audit.add_argument("--chunk-size", type=int, default=500)
+    audit.add_argument("--violations-limit", type=int, default=20, help="kept per constraint")
+    audit.add_argument("--format", choices=("text", "jsonl"), default="text")
+    audit.add_argument("--outbox", type=Path, help="also queue every finding for the publisher")
+    audit.set_defaults(run=run_audit)
     config = sub.add_parser(
         "webhook-config", help="print the Validating/MutatingWebhookConfiguration (YAML)"
     )
@@ -101,6 +131,101 @@ def sources_from(args: argparse.Namespace) -> PolicySources:
         effects=parse_effects(args.effect),
         inventory_paths=list(args.inventory),
     )
+
+
+def _audit_source(args: argparse.Namespace) -> ObjectSource:
+    if args.objects:
+        return MemorySource(o for path in args.objects for o in read_objects(path))
+    if args.api_server:
+        if args.token_file is None:
+            raise GarrisonError("--api-server needs --token-file")
+        token = args.token_file.read_text().strip()
+        return KubeSource(KubeConfig(args.api_server, token, args.ca))
+    config = KubeConfig.in_cluster()
+    if config is None:
+        raise GarrisonError("not in a cluster: give --api-server and --token-file, or --objects")
+    return KubeSource(config)
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    outbox: Outbox | None = None
+    try:
+        bundle = sources_from(args).load()
+        source = _audit_source(args)
+        if args.outbox is not None:
+            outbox = Outbox(args.outbox)
+        while True:
+            code = _sweep(args, bundle, source, outbox)
+            if args.interval <= 0:
+                return code
+            time.sleep(args.interval)
+            bundle = sources_from(args).load()
+    except (GarrisonError, OSError) as exc:
+        print(f"garrison admission audit: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if outbox is not None:
+            outbox.close()
+
+
+def _sweep(
+    args: argparse.Namespace, bundle: Any, source: ObjectSource, outbox: Outbox | None
+) -> int:
+    policy = load_policy_set(bundle.objects, args.engine, Inventory(bundle.inventory))
+    records: list[Record] = []
+    encoder = msgspec.json.Encoder()
+
+    def sink(finding: Finding) -> None:
+        payload = encoder.encode(finding)
+        if args.format == "jsonl":
+            sys.stdout.write(payload.decode() + "\n")
+        if outbox is not None:
+            ref = finding.object
+            key = f"finding:{finding.audit_id}:{finding.policy_kind}/{finding.policy_name}:"
+            key += f"{ref.kind}/{ref.namespace}/{ref.name}:{len(records)}"
+            records.append(
+                envelope_record(
+                    kind="finding",
+                    key=key[:200],
+                    payload=payload,
+                    cluster_id=args.cluster or "local",
+                    source="admission-audit",
+                    produced_at=finding.time,
+                )
+            )
+
+    sweep = AuditSweep(
+        policy,
+        source,
+        cluster=args.cluster,
+        chunk=args.chunk_size,
+        violations_limit=args.violations_limit,
+        sink=sink,
+    )
+    report = sweep.run()
+    if outbox is not None and records:
+        outbox.put(records)
+    for error in report.errors:
+        print(f"audit error: {error}", file=sys.stderr)
+    if args.format == "text":
+        for entry in sorted(report.constraints.values(), key=lambda e: (-e.total, e.name)):
+            if not entry.total:
+                continue
+            print(f"{entry.total:6d}  {entry.kind}/{entry.name} ({entry.action})")
+            for finding in entry.violations:
+                print(f"          {finding.object.describe()}: {finding.message}")
+            if entry.total > len(entry.violations):
+                print(f"          ... and {entry.total - len(entry.violations)} more")
+    total = sum(e.total for e in report.constraints.values())
+    print(
+        f"audit {report.audit_id}: {report.objects} objects, {len(report.constraints)} "
+        f"constraints, {total} violations, {len(report.errors)} errors in "
+        f"{report.finished - report.started:.1f} s",
+        file=sys.stderr,
+    )
+    return 1 if report.errors else 0
 
 
 def run_webhook_config(args: argparse.Namespace) -> int:

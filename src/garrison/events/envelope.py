@@ -6,7 +6,7 @@ import msgspec
 
 SCHEMA_VERSION = 1
 
-RECORD_KINDS = frozenset({"audit_event", "alert", "runtime_event", "data_loss"})
+RECORD_KINDS = frozenset({"audit_event", "alert", "runtime_event", "data_loss", "finding"})
 
 
 class Envelope(msgspec.Struct, kw_only=True):

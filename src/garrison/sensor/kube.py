@@ -12,28 +12,22 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
-import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
-from garrison.events.errors import GarrisonError
+from garrison.kube import KubeConfig, KubeError, check_status
+
+__all__ = ["KubeConfig", "KubeError", "PodInfo", "PodWatcher", "wait_synced"]
 
 log = logging.getLogger("garrison.sensor.kube")
-SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 MAX_PODS = 4096  # far above what a node runs (kubelet's default is 110)
 WATCH_READ_TIMEOUT = 330.0  # the server ends a watch after 300 s; silence beyond is a fault
 _RUNTIMES = ("containerd://", "cri-o://", "docker://")
-
-
-class KubeError(GarrisonError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -44,23 +38,6 @@ class PodInfo:
     image: str
     labels: Mapping[str, str] = field(default_factory=dict)
     workload: str = ""  # kind/name of the controller: deployment/web, daemonset/agent, ...
-
-
-@dataclass(frozen=True)
-class KubeConfig:
-    url: str  # https://host:port
-    token: str
-    ca: Path | None
-
-    @classmethod
-    def in_cluster(cls, env: Mapping[str, str] = os.environ) -> KubeConfig | None:
-        host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
-        token_file = SERVICE_ACCOUNT / "token"
-        if not host or not port or not token_file.exists():
-            return None
-        host = f"[{host}]" if ":" in host else host
-        token = token_file.read_text().strip()
-        return cls(f"https://{host}:{port}", token, SERVICE_ACCOUNT / "ca.crt")
 
 
 def workload_of(pod: dict[str, Any]) -> str:
@@ -192,16 +169,8 @@ class PodWatcher:
 
     @contextmanager
     def _get(self, path: str, *, stream: bool = False) -> Iterator[http.client.HTTPResponse]:
-        parts = urlsplit(self.config.url)
-        context = ssl.create_default_context(cafile=str(self.config.ca) if self.config.ca else None)
-        connection = http.client.HTTPSConnection(
-            parts.hostname or "",
-            parts.port or 443,
-            timeout=WATCH_READ_TIMEOUT if stream else self.timeout,
-            context=context,
-        )
-        headers = {"Authorization": f"Bearer {self.config.token}", "Accept": "application/json"}
-        connection.request("GET", path, headers=headers)
+        connection = self.config.connection(WATCH_READ_TIMEOUT if stream else self.timeout)
+        connection.request("GET", path, headers=self.config.headers())
         try:
             response = connection.getresponse()
             _check(response)
@@ -211,15 +180,7 @@ class PodWatcher:
 
 
 def _check(response: http.client.HTTPResponse) -> None:
-    """Raise a clear error for anything but 200 (never with the token in it)."""
-    if response.status in (401, 403):
-        raise KubeError(
-            f"the API server refused the sensor's token ({response.status}); check its RBAC"
-        )
-    if response.status == 410:
-        raise KubeError("resourceVersion too old (410 Gone)")
-    if response.status != 200:
-        raise KubeError(f"GET pods answered {response.status}")
+    check_status(response, "pods")
 
 
 def _lines(response: http.client.HTTPResponse) -> Iterator[dict[str, Any]]:

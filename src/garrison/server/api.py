@@ -18,6 +18,7 @@ from aiohttp import web
 
 from garrison.events.alert import Alert, AlertStatus, Severity
 from garrison.events.envelope import RECORD_KINDS, SCHEMA_VERSION, Envelope, EnvelopeBatch
+from garrison.events.finding import Finding
 from garrison.metrics import IngestMetrics, render
 from garrison.server.openapi import openapi_document
 from garrison.server.store.base import AlertQuery, ClusterRecord, Store, StoredEvent, StoreError
@@ -55,6 +56,9 @@ class NewCluster(msgspec.Struct):
 class ServerConfig:
     dedupe_window_seconds: float = 3600.0
     max_body: int = DEFAULT_MAX_BODY
+
+
+_finding_decoder = msgspec.json.Decoder(Finding)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -215,6 +219,11 @@ class ServerAPI:
             alerts.append(alert)
         elif envelope.kind == "audit_event":
             audit_payloads.append(payload)
+        elif envelope.kind == "finding":
+            try:
+                _finding_decoder.decode(payload)
+            except msgspec.DecodeError as exc:
+                return "malformed", f"bad finding payload: {exc}"
         events.append(
             StoredEvent(
                 idempotency_key=envelope.idempotency_key,

@@ -1,48 +1,39 @@
 # The pod spec of a Pod or of any workload's pod template, and its containers.
+# Kept small and flat: regorus evaluates a library's rules as a package, and rules with
+# several definitions cost more than one lookup in a table.
 package lib.garrison.pods
 
 import rego.v1
 
-workload_kinds := {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job"}
+spec_paths := {
+	"Pod": ["spec"],
+	"Deployment": ["spec", "template", "spec"],
+	"StatefulSet": ["spec", "template", "spec"],
+	"DaemonSet": ["spec", "template", "spec"],
+	"ReplicaSet": ["spec", "template", "spec"],
+	"ReplicationController": ["spec", "template", "spec"],
+	"Job": ["spec", "template", "spec"],
+	"CronJob": ["spec", "jobTemplate", "spec", "template", "spec"],
+}
 
 obj := input.review.object
 
-spec := obj.spec if obj.kind == "Pod"
-
-spec := obj.spec.template.spec if workload_kinds[obj.kind]
-
-spec := obj.spec.jobTemplate.spec.template.spec if obj.kind == "CronJob"
-
-metadata := object.get(obj, "metadata", {}) if obj.kind == "Pod"
-
-metadata := object.get(obj.spec.template, "metadata", {}) if workload_kinds[obj.kind]
-
-metadata := object.get(obj.spec.jobTemplate.spec.template, "metadata", {}) if obj.kind == "CronJob"
+spec := object.get(obj, spec_paths[obj.kind], {})
 
 # A running Pod's spec is immutable but for images: updates are not re-judged (as Gatekeeper's
 # exclude_update library does), so labelling a running pod is never blocked.
-applies if not pod_update
+applies if not [obj.kind, input.review.operation] == ["Pod", "UPDATE"]
 
-pod_update if {
-	obj.kind == "Pod"
-	input.review.operation == "UPDATE"
-}
+# Arrays, not sets: a set of container objects hashes and orders every one of them.
+all_containers := [c | some field in ["containers", "initContainers", "ephemeralContainers"]; some c in object.get(spec, field, [])]
 
-container_fields := ["containers", "initContainers", "ephemeralContainers"]
-
-all_containers contains c if {
-	some field in container_fields
-	some c in object.get(spec, field, [])
-}
+exempt_images := object.get(input.parameters, "exemptImages", [])
 
 # Containers the policy judges: all of them but those whose image is exempt.
-containers contains c if {
-	some c in all_containers
-	not exempt_image(c)
-}
+containers := [c | some c in all_containers; not exempt_image(c)]
 
 exempt_image(c) if {
-	some pattern in object.get(input.parameters, "exemptImages", [])
+	some pattern in exempt_images
 	image_matches(pattern, c.image)
 }
 
@@ -55,8 +46,3 @@ image_matches(pattern, image) if {
 	not endswith(pattern, "*")
 	pattern == image
 }
-
-# An object's namespace, from the object or, on CREATE with generateName, the request.
-namespace := obj.metadata.namespace
-
-namespace := input.review.namespace if not obj.metadata.namespace

@@ -1,6 +1,7 @@
 package garrisonapparmor
 
 import data.lib.garrison.pods
+import data.lib.garrison.podmeta
 import rego.v1
 
 allowed := object.get(input.parameters, "allowedProfiles", ["RuntimeDefault", "Localhost"])
@@ -15,7 +16,7 @@ annotation_type(value) := "Unconfined" if value == "unconfined"
 
 violation contains {"msg": msg} if {
 	pods.applies
-	some key, value in object.get(pods.metadata, "annotations", {})
+	some key, value in object.get(podmeta.metadata, "annotations", {})
 	startswith(key, prefix)
 	value != ""
 	kind := object.get({"t": annotation_type(value)}, "t", value)
