@@ -112,7 +112,7 @@ def test_rules_check_passes_on_the_shipped_packs() -> None:
     root = corpus("k8s-audit-falco")
     files = [
         str(root / "rules" / "k8s_audit_rules.yaml"),
-        *(str(p) for p in sorted((CONTENT_DIR).rglob("*.yaml"))),
+        *(str(p) for p in sorted((CONTENT_DIR).rglob("*.yaml")) if "policies" not in p.parts),
     ]
     result = run("rules", "check", *files)
     assert result.returncode == 0, result.stderr

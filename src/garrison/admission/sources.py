@@ -18,6 +18,7 @@ from garrison.admission.builtins import Catalog
 from garrison.admission.files import POLICY_SUFFIXES, read_objects, read_tree
 from garrison.admission.model import PolicyError
 from garrison.admission.mutation import MUTATION_GROUP, MutatorSet
+from garrison.events.policy import PolicyAssignment
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Bundle:
     mutators: MutatorSet
     inventory: list[Mapping[str, Any]]
     namespaces: dict[str, Mapping[str, Any]]
+    exempt_namespaces: tuple[str, ...] = ()  # from the central assignment
 
     def load_message(self, engine: str) -> dict[str, Any]:
         return {
@@ -54,6 +56,7 @@ class PolicySources:
     initiatives: list[str] = field(default_factory=list)
     effects: dict[str, dict[str, str]] = field(default_factory=dict)
     inventory_paths: list[Path] = field(default_factory=list)
+    assignment: PolicyAssignment | None = None  # pulled from the backend
 
     def _files(self) -> list[Path]:
         files: list[Path] = []
@@ -73,17 +76,27 @@ class PolicySources:
                 digest.update(f"{path}:missing".encode())
                 continue
             digest.update(f"{path}:{stat.st_mtime_ns}:{stat.st_size}".encode())
+        if self.assignment is not None:
+            digest.update(f"assignment:{self.assignment.version}".encode())
         return digest.hexdigest()
 
     def load(self) -> Bundle:
+        """Local files and built-ins, and the central assignment on top of them."""
+        remote = self.assignment or PolicyAssignment()
+        initiatives = list(dict.fromkeys([*self.initiatives, *remote.initiatives]))
+        effects = {k: dict(v) for k, v in self.effects.items()}
+        for initiative, overrides in parse_effects(
+            [f"{k}={v}" for k, v in remote.effects.items()]
+        ).items():
+            effects.setdefault(initiative, {}).update(overrides)
         objects: list[Mapping[str, Any]] = []
-        if self.initiatives:
+        if initiatives:
             catalog = Catalog()
             objects.extend(catalog.template_objects())
-            for name in self.initiatives:
-                objects.extend(catalog.constraint_objects(name, self.effects.get(name)))
+            for name in initiatives:
+                objects.extend(catalog.constraint_objects(name, effects.get(name)))
         mutator_objects: list[Mapping[str, Any]] = []
-        for obj in read_tree(self.paths):
+        for obj in [*read_tree(self.paths), *remote.objects]:
             if str(obj.get("apiVersion", "")).startswith(MUTATION_GROUP + "/"):
                 mutator_objects.append(obj)
             else:
@@ -94,4 +107,20 @@ class PolicySources:
             for o in inventory
             if o.get("kind") == "Namespace" and isinstance(o.get("metadata"), Mapping)
         }
-        return Bundle(objects, MutatorSet.from_objects(mutator_objects), inventory, namespaces)
+        exempt = tuple(remote.exempt_namespaces)
+        if exempt:
+            objects = [_exclude(o, exempt) for o in objects]
+        return Bundle(
+            objects, MutatorSet.from_objects(mutator_objects), inventory, namespaces, exempt
+        )
+
+
+def _exclude(obj: Mapping[str, Any], namespaces: tuple[str, ...]) -> Mapping[str, Any]:
+    """A constraint that also excludes ``namespaces`` (so the audit honours exemptions too)."""
+    if not str(obj.get("apiVersion", "")).startswith("constraints.gatekeeper.sh/"):
+        return obj
+    spec = dict(obj.get("spec") or {})
+    match = dict(spec.get("match") or {})
+    match["excludedNamespaces"] = [*(match.get("excludedNamespaces") or []), *namespaces]
+    spec["match"] = match
+    return {**obj, "spec": spec}

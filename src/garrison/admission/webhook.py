@@ -198,6 +198,7 @@ class AdmissionWebhook:
         self.metrics = metrics
         self.mutators = mutators or MutatorSet()
         self.namespaces = namespaces if namespaces is not None else {}
+        self.assigned_exempt: tuple[str, ...] = ()  # the part of the exemptions set centrally
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.config.max_body)
@@ -237,7 +238,7 @@ class AdmissionWebhook:
         kind = as_map(review.get("kind"))
         if kind.get("kind") == "Namespace" and kind.get("group", "") == "":
             namespace = review.get("name") or namespace
-        if namespace in self.config.exempt_namespaces:
+        if namespace in self.config.exempt_namespaces or namespace in self.assigned_exempt:
             return True
         user = as_map(review.get("userInfo")).get("username")
         return user in self.config.exempt_users

@@ -16,6 +16,7 @@ import msgspec
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from garrison.admission.assignment import AssignmentPuller
 from garrison.admission.audit import AuditSweep, KubeSource, MemorySource, ObjectSource
 from garrison.admission.evaluate import load_policy_set
 from garrison.admission.files import read_objects
@@ -122,6 +123,13 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
         help="objects for data.inventory and namespaceSelector",
     )
     parser.add_argument("--engine", choices=("auto", "rego", "cel"), default="auto")
+    parser.add_argument(
+        "--assignment-url", help="backend https:// URL to pull this cluster's assignment from"
+    )
+    parser.add_argument(
+        "--cluster-token-file", type=Path, help="the cluster's agent token (for the backend)"
+    )
+    parser.add_argument("--backend-ca", type=Path, help="CA of the backend")
 
 
 def sources_from(args: argparse.Namespace) -> PolicySources:
@@ -131,6 +139,21 @@ def sources_from(args: argparse.Namespace) -> PolicySources:
         effects=parse_effects(args.effect),
         inventory_paths=list(args.inventory),
     )
+
+
+def puller_from(args: argparse.Namespace) -> AssignmentPuller | None:
+    """The backend puller, when an assignment URL is given; its first pull must succeed."""
+    if not args.assignment_url:
+        return None
+    if args.cluster_token_file is None:
+        raise GarrisonError("--assignment-url needs --cluster-token-file")
+    try:
+        token = args.cluster_token_file.read_text().strip()
+    except OSError as exc:
+        raise GarrisonError(f"cannot read the cluster token: {exc.strerror}") from None
+    puller = AssignmentPuller(args.assignment_url, token, args.backend_ca)
+    puller.pull()
+    return puller
 
 
 def _audit_source(args: argparse.Namespace) -> ObjectSource:
@@ -150,7 +173,10 @@ def _audit_source(args: argparse.Namespace) -> ObjectSource:
 def run_audit(args: argparse.Namespace) -> int:
     outbox: Outbox | None = None
     try:
-        bundle = sources_from(args).load()
+        sources = sources_from(args)
+        puller = puller_from(args)
+        sources.assignment = puller.current if puller else None
+        bundle = sources.load()
         source = _audit_source(args)
         if args.outbox is not None:
             outbox = Outbox(args.outbox)
@@ -159,7 +185,13 @@ def run_audit(args: argparse.Namespace) -> int:
             if args.interval <= 0:
                 return code
             time.sleep(args.interval)
-            bundle = sources_from(args).load()
+            if puller is not None:
+                try:
+                    if puller.pull():
+                        sources.assignment = puller.current
+                except GarrisonError as exc:
+                    log.warning("assignment not refreshed: %s", exc)
+            bundle = sources.load()
     except (GarrisonError, OSError) as exc:
         print(f"garrison admission audit: {exc}", file=sys.stderr)
         return 2
@@ -249,6 +281,9 @@ def run_webhook_config(args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     sources = sources_from(args)
     try:
+        puller = puller_from(args)
+        if puller is not None:
+            sources.assignment = puller.current
         bundle = sources.load()
         certificate = ReloadingCertificate(args.tls_cert, args.tls_key, args.reload_interval)
     except GarrisonError as exc:
@@ -262,7 +297,7 @@ def run_serve(args: argparse.Namespace) -> int:
         deadline_s=args.deadline, failure_mode=args.failure_mode, exempt_namespaces=exempt
     )
     try:
-        return asyncio.run(_serve(args, sources, bundle, certificate, config))
+        return asyncio.run(_serve(args, sources, bundle, certificate, config, puller))
     except WorkerError as exc:
         print(f"garrison admission: {exc}", file=sys.stderr)
         return 2
@@ -274,6 +309,7 @@ async def _serve(
     bundle: Any,
     certificate: ReloadingCertificate,
     config: AdmissionConfig,
+    puller: AssignmentPuller | None,
 ) -> int:
     worker = WorkerClient(bundle.load_message(args.engine))
     loaded = await worker.start()
@@ -284,6 +320,7 @@ async def _serve(
         mutators=bundle.mutators,
         namespaces=bundle.namespaces,
     )
+    webhook.assigned_exempt = bundle.exempt_namespaces
     runner = web.AppRunner(webhook.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, ssl_context=certificate.context)
@@ -304,6 +341,12 @@ async def _serve(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=args.reload_interval)
             certificate.check()
+            if puller is not None:
+                try:
+                    if await asyncio.to_thread(puller.pull):
+                        sources.assignment = puller.current
+                except GarrisonError as exc:
+                    log.warning("assignment not refreshed, the running set stays: %s", exc)
             current = sources.fingerprint()
             if current != fingerprint:
                 fingerprint = current
@@ -326,6 +369,7 @@ async def _reload(
         return
     webhook.mutators = bundle.mutators
     webhook.namespaces = bundle.namespaces
+    webhook.assigned_exempt = bundle.exempt_namespaces
     log.info(
         "policies reloaded: %s templates, %s constraints",
         answer["templates"],

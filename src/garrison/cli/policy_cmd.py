@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,12 @@ import yaml
 
 from garrison.admission.builtins import Catalog
 from garrison.admission.evaluate import load_policy_set
-from garrison.admission.files import read_objects
+from garrison.admission.files import read_objects, read_tree
 from garrison.admission.gator import verify
 from garrison.admission.inventory import Inventory
 from garrison.admission.review import as_request
 from garrison.admission.sources import parse_effects
+from garrison.cli.backend_client import Backend, add_backend_arguments
 from garrison.events.errors import GarrisonError
 
 
@@ -41,6 +43,18 @@ def register(commands: Any, name: str) -> None:
     ev.add_argument("--engine", choices=("auto", "rego", "cel"), default="auto")
     ev.add_argument("object", type=Path, metavar="OBJECT_OR_REVIEW")
     ev.set_defaults(run=run_eval)
+    assign = sub.add_parser("assign", help="assign admission policies to a cluster (backend)")
+    assign.add_argument("cluster")
+    assign.add_argument("--initiative", action="append", default=[], metavar="NAME")
+    assign.add_argument("--effect", action="append", default=[], metavar="INITIATIVE/NAME=EFFECT")
+    assign.add_argument("--policy", type=Path, action="append", default=[], metavar="PATH")
+    assign.add_argument("--exempt-namespace", action="append", default=[], metavar="NS")
+    add_backend_arguments(assign)
+    assign.set_defaults(run=run_assign)
+    show = sub.add_parser("show", help="print a cluster's policy assignment (backend)")
+    show.add_argument("cluster")
+    add_backend_arguments(show)
+    show.set_defaults(run=run_show)
     export = sub.add_parser("export", help="print built-in templates and constraints (YAML)")
     export.add_argument("--initiative", action="append", default=[], metavar="NAME")
     export.add_argument("--effect", action="append", default=[], metavar="INITIATIVE/NAME=EFFECT")
@@ -80,6 +94,55 @@ def run_verify(args: argparse.Namespace) -> int:
         summary += f", {report.skipped} skipped"
     print(summary)
     return 1 if report.failed else 0
+
+
+def run_assign(args: argparse.Namespace) -> int:
+    """Check the assignment here (it must load), then store it on the backend."""
+    try:
+        catalog = Catalog()
+        known = set(catalog.initiative_names())
+        unknown = [i for i in args.initiative if i not in known]
+        if unknown:
+            raise GarrisonError(f"unknown initiative(s) {unknown}; known: {sorted(known)}")
+        effects = parse_effects(args.effect)
+        objects = read_tree(args.policy)
+        load_policy_set(  # refuse here what the cluster would refuse
+            [
+                *catalog.template_objects(),
+                *(
+                    c
+                    for i in args.initiative
+                    for c in catalog.constraint_objects(i, effects.get(i))
+                ),
+                *(o for o in objects if not str(o.get("apiVersion", "")).startswith("mutations.")),
+            ]
+        )
+        body = {
+            "initiatives": args.initiative,
+            "effects": {f"{i}/{n}": e for i, over in effects.items() for n, e in over.items()},
+            "objects": objects,
+            "exempt_namespaces": args.exempt_namespace,
+        }
+        answer = Backend.from_args(args).call(
+            "PUT", f"/v1/clusters/{urllib.parse.quote(args.cluster)}/policy", body
+        )
+    except GarrisonError as exc:
+        print(f"garrison policy assign: {exc}", file=sys.stderr)
+        return 2
+    print(f"cluster {answer['cluster']}: policy assignment version {answer['version']}")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    try:
+        answer = Backend.from_args(args).call(
+            "GET", f"/v1/clusters/{urllib.parse.quote(args.cluster)}/policy"
+        )
+    except GarrisonError as exc:
+        print(f"garrison policy show: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(answer, indent=2, sort_keys=True))
+    return 0
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from aiohttp import web
 from garrison.events.alert import Alert, AlertStatus, Severity
 from garrison.events.envelope import RECORD_KINDS, SCHEMA_VERSION, Envelope, EnvelopeBatch
 from garrison.events.finding import Finding
+from garrison.events.policy import PolicyAssignment
 from garrison.metrics import IngestMetrics, render
 from garrison.server.openapi import openapi_document
 from garrison.server.store.base import AlertQuery, ClusterRecord, Store, StoredEvent, StoreError
@@ -59,6 +61,7 @@ class ServerConfig:
 
 
 _finding_decoder = msgspec.json.Decoder(Finding)
+_assignment_decoder = msgspec.json.Decoder(PolicyAssignment)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -91,6 +94,9 @@ class ServerAPI:
         app.router.add_patch("/v1/alerts/{id}", self.change_alert)
         app.router.add_get("/v1/clusters", self.list_clusters)
         app.router.add_post("/v1/clusters", self.add_cluster)
+        app.router.add_put("/v1/clusters/{name}/policy", self.put_policy)
+        app.router.add_get("/v1/clusters/{name}/policy", self.get_cluster_policy)
+        app.router.add_get("/v1/policy", self.get_own_policy)
         app.router.add_get("/openapi.json", self.openapi)
         app.router.add_get("/healthz", self.health)
         app.router.add_get("/metrics", self.metrics_page)
@@ -117,13 +123,16 @@ class ServerAPI:
     def _count(self, code: int) -> None:
         self.metrics.requests.labels(code=str(code)).inc()
 
-    async def ingest(self, request: web.Request) -> web.Response:
+    async def _agent(self, request: web.Request) -> ClusterRecord | None:
+        """The cluster an agent credential names: its token, or a client certificate."""
         token = _bearer(request)
         if token:
-            cluster = await asyncio.to_thread(self.store.cluster_for_token, token)
-        else:  # mTLS: a client certificate from the configured CA naming the cluster
-            name = peer_common_name(request.transport)
-            cluster = await asyncio.to_thread(self.store.cluster_by_name, name) if name else None
+            return await asyncio.to_thread(self.store.cluster_for_token, token)
+        name = peer_common_name(request.transport)  # mTLS: a certificate from the client CA
+        return await asyncio.to_thread(self.store.cluster_by_name, name) if name else None
+
+    async def ingest(self, request: web.Request) -> web.Response:
+        cluster = await self._agent(request)
         if cluster is None:
             self._count(401)
             self.metrics.rejected.labels(reason="unauthorized").inc()
@@ -301,6 +310,74 @@ class ServerAPI:
         except StoreError as exc:
             return _error(409, str(exc))
         return web.json_response({"id": record.id, "name": record.name, "token": token}, status=201)
+
+    # -- central policy assignment ----------------------------------------------------------
+    async def put_policy(self, request: web.Request) -> web.Response:
+        denied = await self._admin(request)
+        if denied is not None:
+            return denied
+        cluster = await asyncio.to_thread(self.store.cluster_by_name, request.match_info["name"])
+        if cluster is None:
+            return _error(404, "no such cluster")
+        try:
+            assignment = _assignment_decoder.decode(await request.read())
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, f"body exceeds the {self.config.max_body} byte limit")
+        except msgspec.DecodeError as exc:
+            return _error(400, f"not a policy assignment: {exc}")
+        problem = _check_assignment(assignment)
+        if problem:
+            return _error(400, problem)
+        assignment.version = 0
+        assignment.updated_at = time.time()
+        body = msgspec.json.encode(assignment)
+        version = await asyncio.to_thread(self.store.put_policy_assignment, cluster.id, body)
+        return web.json_response({"cluster": cluster.name, "version": version})
+
+    async def get_cluster_policy(self, request: web.Request) -> web.Response:
+        denied = await self._admin(request)
+        if denied is not None:
+            return denied
+        cluster = await asyncio.to_thread(self.store.cluster_by_name, request.match_info["name"])
+        if cluster is None:
+            return _error(404, "no such cluster")
+        return await self._policy_answer(request, cluster)
+
+    async def get_own_policy(self, request: web.Request) -> web.Response:
+        """What the admission deployment of the calling cluster pulls (agent credential)."""
+        cluster = await self._agent(request)
+        if cluster is None:
+            return _error(401, "missing, unknown or revoked cluster credential")
+        return await self._policy_answer(request, cluster)
+
+    async def _policy_answer(self, request: web.Request, cluster: ClusterRecord) -> web.Response:
+        stored = await asyncio.to_thread(self.store.get_policy_assignment, cluster.id)
+        if stored is None:
+            return _error(404, f"no policy assigned to cluster {cluster.name}")
+        body, version = stored
+        etag = f'"{version}"'
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers={"ETag": etag})
+        assignment = _assignment_decoder.decode(body)
+        assignment.version = version
+        return web.Response(
+            body=msgspec.json.encode(assignment),
+            content_type="application/json",
+            headers={"ETag": etag},
+        )
+
+
+_EFFECTS = frozenset({"deny", "warn", "audit", "disabled"})
+
+
+def _check_assignment(assignment: PolicyAssignment) -> str | None:
+    for key, effect in assignment.effects.items():
+        if "/" not in key or effect not in _EFFECTS:
+            return f"effects: {key!r}: {effect!r} must be INITIATIVE/CONSTRAINT: {sorted(_EFFECTS)}"
+    for i, obj in enumerate(assignment.objects):
+        if not isinstance(obj.get("kind"), str) or not isinstance(obj.get("apiVersion"), str):
+            return f"objects[{i}] needs apiVersion and kind"
+    return None
 
 
 def _float(params: Any, name: str) -> float | None:

@@ -9,6 +9,7 @@ import msgspec
 from garrison import __version__
 from garrison.events.alert import Alert
 from garrison.events.envelope import Envelope
+from garrison.events.policy import PolicyAssignment
 
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 _OK = {"200": {"description": "ok"}}
@@ -27,8 +28,8 @@ def _error(description: str) -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
-    (alert_schema, envelope_schema), components = msgspec.json.schema_components(
-        [Alert, Envelope], ref_template="#/components/schemas/{name}"
+    (alert_schema, envelope_schema, policy_schema), components = msgspec.json.schema_components(
+        [Alert, Envelope, PolicyAssignment], ref_template="#/components/schemas/{name}"
     )
     components["Error"] = {
         "type": "object",
@@ -61,6 +62,7 @@ def openapi_document() -> dict[str, Any]:
         ("limit", "integer", "at most this many (default 100, max 10000)"),
         ("offset", "integer", "skip this many"),
     ]
+    cluster_name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
     alert_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
     return {
         "openapi": "3.1.0",
@@ -160,6 +162,42 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "201": {"description": "enrolled"},
                         "409": _error("name taken"),
+                    },
+                },
+            },
+            "/v1/clusters/{name}/policy": {
+                "put": {
+                    "summary": "Assign admission policies to a cluster (initiatives, effects, "
+                    "templates and constraints, exempt namespaces)",
+                    "security": _BEARER,
+                    "parameters": [cluster_name],
+                    "requestBody": _json(policy_schema),
+                    "responses": {
+                        "200": {"description": "stored; the answer holds its version"},
+                        "400": _error("not a policy assignment"),
+                        "404": _error("no such cluster"),
+                    },
+                },
+                "get": {
+                    "summary": "A cluster's policy assignment",
+                    "security": _BEARER,
+                    "parameters": [cluster_name],
+                    "responses": {
+                        "200": {"description": "the assignment", **_json(policy_schema)},
+                        "404": _error("no such cluster or no assignment"),
+                    },
+                },
+            },
+            "/v1/policy": {
+                "get": {
+                    "summary": "The calling cluster's assignment (cluster token or client "
+                    "certificate); ETag / If-None-Match",
+                    "security": _BEARER,
+                    "responses": {
+                        "200": {"description": "the assignment", **_json(policy_schema)},
+                        "304": {"description": "unchanged"},
+                        "401": _error("bad cluster credential"),
+                        "404": _error("no assignment"),
                     },
                 },
             },

@@ -76,6 +76,14 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at REAL NOT NULL
     );
     """,
+    """
+    CREATE TABLE policy_assignments (
+        cluster_id TEXT PRIMARY KEY REFERENCES clusters(id),
+        body BLOB NOT NULL,
+        version INTEGER NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
 )
 
 _alert_decoder = msgspec.json.Decoder(Alert)
@@ -339,6 +347,31 @@ class SQLiteStore:
                 "SET value = excluded.value, updated_at = excluded.updated_at",
                 (key, value, time.time()),
             )
+
+    # -- policy assignments ---------------------------------------------------------------
+    def put_policy_assignment(self, cluster_id: str, body: bytes) -> int:
+        """Store a cluster's assignment; returns its new version (1, 2, ...)."""
+        with self._lock, immediate(self._db):
+            row = self._db.execute(
+                "SELECT version FROM policy_assignments WHERE cluster_id = ?", (cluster_id,)
+            ).fetchone()
+            version = (row[0] if row else 0) + 1
+            self._db.execute(
+                "INSERT INTO policy_assignments (cluster_id, body, version, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT(cluster_id) DO UPDATE SET "
+                "body = excluded.body, version = excluded.version, "
+                "updated_at = excluded.updated_at",
+                (cluster_id, body, version, time.time()),
+            )
+        return int(version)
+
+    def get_policy_assignment(self, cluster_id: str) -> tuple[bytes, int] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body, version FROM policy_assignments WHERE cluster_id = ?",
+                (cluster_id,),
+            ).fetchone()
+        return (bytes(row[0]), int(row[1])) if row else None
 
     def close(self) -> None:
         with self._lock:
