@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -45,6 +46,11 @@ DISCOVERY = {
                 "versions": [{"groupVersion": "batch/v1", "version": "v1"}],
                 "preferredVersion": {"groupVersion": "batch/v1", "version": "v1"},
             },
+            {
+                "name": "networking.k8s.io",
+                "versions": [{"groupVersion": "networking.k8s.io/v1", "version": "v1"}],
+                "preferredVersion": {"groupVersion": "networking.k8s.io/v1", "version": "v1"},
+            },
         ],
     },
     "/api/v1": {
@@ -67,6 +73,13 @@ DISCOVERY = {
         "groupVersion": "apps/v1",
         "resources": [
             {"name": "deployments", "namespaced": True, "kind": "Deployment", "verbs": ["list"]}
+        ],
+    },
+    "/apis/networking.k8s.io/v1": {
+        "kind": "APIResourceList",
+        "groupVersion": "networking.k8s.io/v1",
+        "resources": [
+            {"name": "ingresses", "namespaced": True, "kind": "Ingress", "verbs": ["list", "watch"]}
         ],
     },
     "/apis/batch/v1": {
@@ -103,6 +116,16 @@ class StandIn:
             ],
             "/apis/apps/v1/deployments": [],
             "/apis/batch/v1/jobs": [],
+            "/apis/networking.k8s.io/v1/ingresses": [
+                {
+                    "metadata": {
+                        "name": "shop",
+                        "namespace": "shop",
+                        "managedFields": [{"manager": "kubectl"}],
+                    },
+                    "spec": {"rules": [{"host": "shop.example.com"}]},
+                }
+            ],
         }
         self.requests: list[str] = []
         self.expire_continue = False
@@ -292,3 +315,98 @@ def test_audit_command_prints_findings_and_fills_the_outbox(
         check=False,
     )
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
+
+
+def test_webhook_syncs_the_kinds_templates_declare(
+    api: tuple[StandIn, str, Path], tmp_path: Path
+) -> None:
+    """uniqueingresshost reads data.inventory: the Ingress already in the cluster must be seen."""
+    import re
+    import urllib.request
+
+    from garrison.tls import client_context
+    from tests.conftest import corpus
+    from tests.integration.test_admission_webhook import admission_review
+
+    stand_in, url, ca = api
+    library = corpus("gatekeeper-library-general") / "library" / "general" / "uniqueingresshost"
+    constraint = next((library / "samples").glob("*/constraint.yaml"))
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    files = issue_certificate(tmp_path, tmp_path, "webhook", hosts=["127.0.0.1"])
+    log = (tmp_path / "webhook.log").open("w")
+    process = subprocess.Popen(
+        [
+            *GARRISON,
+            "admission",
+            "serve",
+            "--tls-cert",
+            str(files.cert),
+            "--tls-key",
+            str(files.key),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--policy",
+            str(library / "template.yaml"),
+            "--policy",
+            str(constraint),
+            "--api-server",
+            url,
+            "--token-file",
+            str(token),
+            "--ca",
+            str(ca),
+            "--sync-interval",
+            "0.3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        match = re.search(r"serving (https://\S+)/v1/admit", process.stdout.readline())
+        assert match, (tmp_path / "webhook.log").read_text()
+        ingress = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": "copy", "namespace": "other"},
+            "spec": {"rules": [{"host": "shop.example.com"}]},
+        }
+
+        def answer() -> dict[str, Any]:
+            body = json.dumps(admission_review(ingress)).encode()
+            request = urllib.request.Request(
+                match.group(1) + "/v1/admit",
+                data=body,
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, context=client_context(ca), timeout=10) as r:
+                return json.load(r)["response"]  # type: ignore[no-any-return]
+
+        deadline = time.monotonic() + 15
+        while answer()["allowed"]:
+            assert time.monotonic() < deadline, "inventory never synced"
+            time.sleep(0.2)
+        assert (
+            "ingress host conflicts with an existing ingress <shop.example.com>"
+            in answer()["status"]["message"]
+        )
+        assert any(r.startswith("/apis/networking.k8s.io/v1/ingresses") for r in stand_in.requests)
+        assert not any(
+            r.startswith("/api/v1/pods") for r in stand_in.requests
+        )  # only what is needed
+        stand_in.items[
+            "/apis/networking.k8s.io/v1/ingresses"
+        ] = []  # deleted: the next list drops it
+        deadline = time.monotonic() + 15
+        while not answer()["allowed"]:
+            assert time.monotonic() < deadline, "inventory never refreshed"
+            time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        process.stdout.close()  # type: ignore[union-attr]
+        log.close()

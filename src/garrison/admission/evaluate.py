@@ -113,6 +113,10 @@ class PolicySet:
         for obj in pending:
             self.add_constraint(obj)
 
+    def replace_inventory(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+        self._inventory_version = -1
+
     def _sync_inventory(self) -> None:
         if self._inventory_version == self.inventory.version:
             return

@@ -86,6 +86,11 @@ def _handle(policy: PolicySet | None, message: Mapping[str, Any]) -> tuple[Polic
                 [r.constraint_kind, r.constraint_name, r.msg, r.action, r.error] for r in results
             ]
         }
+    if op == "inventory":
+        if policy is None:
+            return policy, {"error": "no policies loaded"}
+        policy.replace_inventory(Inventory(message.get("objects") or []))
+        return policy, {"objects": len(policy.inventory)}
     if op == "ping":
         return policy, {"pong": True}
     return policy, {"error": f"unknown op {op!r}"}
@@ -137,6 +142,14 @@ class WorkerClient:
                 raise WorkerError(f"policies did not load: {answer['error']}")
             self._load_message = dict(load_message)
             return answer
+
+    async def replace_inventory(self, objects: list[Any]) -> None:
+        """A new ``data.inventory`` for the loaded policies (and for later restarts)."""
+        async with self._lock:
+            self._load_message["inventory"] = objects
+            answer = await self._exchange({"op": "inventory", "objects": objects}, timeout=60.0)
+        if "error" in answer:
+            raise WorkerError(str(answer["error"]))
 
     async def review(
         self, request: Mapping[str, Any], point: str, timeout: float

@@ -22,6 +22,7 @@ from garrison.admission.evaluate import load_policy_set
 from garrison.admission.files import read_objects
 from garrison.admission.inventory import Inventory
 from garrison.admission.sources import PolicySources, parse_effects
+from garrison.admission.sync import kinds_to_sync, list_inventory, parse_sync
 from garrison.admission.webhook import (
     AdmissionConfig,
     AdmissionMetrics,
@@ -57,12 +58,23 @@ def register(commands: Any, name: str) -> None:
         help="namespace never judged (default: kube-system, garrison)",
     )
     serve.add_argument("--reload-interval", type=float, default=5.0, help="seconds")
+    add_kube_arguments(serve)
+    serve.add_argument(
+        "--sync",
+        action="append",
+        default=[],
+        metavar="GROUP/KIND",
+        help="replicate a kind into data.inventory (beyond what templates declare)",
+    )
+    serve.add_argument("--sync-interval", type=float, default=60.0, help="seconds between lists")
+    serve.add_argument("--sync-max-objects", type=int, default=100_000)
+    serve.add_argument(
+        "--no-sync", action="store_true", help="no API server: inventory from files only"
+    )
     serve.set_defaults(run=run_serve)
     audit = sub.add_parser("audit", help="judge existing objects (Gatekeeper's audit sweep)")
     add_policy_arguments(audit)
-    audit.add_argument("--api-server", help="https://host:port (default: in-cluster)")
-    audit.add_argument("--token-file", type=Path, help="bearer token for the API server")
-    audit.add_argument("--ca", type=Path, help="CA of the API server")
+    add_kube_arguments(audit)
     audit.add_argument(
         "--objects",
         type=Path,
@@ -88,6 +100,25 @@ def register(commands: Any, name: str) -> None:
     config.add_argument("--failure-policy", choices=("Ignore", "Fail"), default="Ignore")
     config.add_argument("--mutating", action="store_true", help="also the mutating webhook")
     config.set_defaults(run=run_webhook_config)
+
+
+def add_kube_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--api-server", help="https://host:port (default: in-cluster)")
+    parser.add_argument("--token-file", type=Path, help="bearer token for the API server")
+    parser.add_argument("--ca", type=Path, help="CA of the API server")
+
+
+def kube_config(args: argparse.Namespace) -> KubeConfig | None:
+    """The API server from flags, else the in-cluster service account, else None."""
+    if args.api_server:
+        if args.token_file is None:
+            raise GarrisonError("--api-server needs --token-file")
+        try:
+            token = args.token_file.read_text().strip()
+        except OSError as exc:
+            raise GarrisonError(f"cannot read the API token: {exc.strerror}") from None
+        return KubeConfig(args.api_server, token, args.ca)
+    return KubeConfig.in_cluster()
 
 
 def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
@@ -159,12 +190,7 @@ def puller_from(args: argparse.Namespace) -> AssignmentPuller | None:
 def _audit_source(args: argparse.Namespace) -> ObjectSource:
     if args.objects:
         return MemorySource(o for path in args.objects for o in read_objects(path))
-    if args.api_server:
-        if args.token_file is None:
-            raise GarrisonError("--api-server needs --token-file")
-        token = args.token_file.read_text().strip()
-        return KubeSource(KubeConfig(args.api_server, token, args.ca))
-    config = KubeConfig.in_cluster()
+    config = kube_config(args)
     if config is None:
         raise GarrisonError("not in a cluster: give --api-server and --token-file, or --objects")
     return KubeSource(config)
@@ -321,6 +347,14 @@ async def _serve(
         namespaces=bundle.namespaces,
     )
     webhook.assigned_exempt = bundle.exempt_namespaces
+    syncer = None
+    if not args.no_sync:
+        config_kube = kube_config(args)
+        if config_kube is not None:
+            kinds = kinds_to_sync(bundle.objects) | parse_sync(args.sync)
+            syncer = asyncio.create_task(
+                _sync_loop(args, KubeSource(config_kube), kinds, worker, webhook)
+            )
     runner = web.AppRunner(webhook.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, ssl_context=certificate.context)
@@ -352,9 +386,37 @@ async def _serve(
                 fingerprint = current
                 await _reload(worker, webhook, sources, args.engine)
     finally:
+        if syncer is not None:
+            syncer.cancel()
         await runner.cleanup()
         await worker.close()
     return 0
+
+
+async def _sync_loop(
+    args: argparse.Namespace,
+    source: KubeSource,
+    kinds: set[tuple[str, str]],
+    worker: WorkerClient,
+    webhook: AdmissionWebhook,
+) -> None:
+    """List the synced kinds every interval; a failed list keeps the last inventory."""
+    while True:
+        try:
+            objects, refused = await asyncio.to_thread(
+                list_inventory, source, kinds, args.sync_max_objects
+            )
+            await worker.replace_inventory(objects)
+            webhook.namespaces = {
+                str(o["metadata"]["name"]): o for o in objects if o.get("kind") == "Namespace"
+            }
+            if refused:
+                log.warning("inventory full: %d objects left out (--sync-max-objects)", refused)
+        except (GarrisonError, OSError) as exc:
+            log.warning("inventory not refreshed, the last one stays: %s", exc)
+        except Exception:  # a bug must not stop the sync for good: say it, go on
+            log.exception("inventory sync failed; the last inventory stays")
+        await asyncio.sleep(args.sync_interval)
 
 
 async def _reload(
@@ -368,7 +430,8 @@ async def _reload(
         log.error("policies not reloaded, the running set stays: %s", exc)
         return
     webhook.mutators = bundle.mutators
-    webhook.namespaces = bundle.namespaces
+    if bundle.namespaces:  # else the synced ones stay
+        webhook.namespaces = bundle.namespaces
     webhook.assigned_exempt = bundle.exempt_namespaces
     log.info(
         "policies reloaded: %s templates, %s constraints",
