@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bench import audit_pipeline, ingest, publisher, receiver, runtime_rules, sensor
+from bench import admission, audit_pipeline, ingest, publisher, receiver, runtime_rules, sensor
 
 
 def main() -> None:
-    for module in (audit_pipeline, runtime_rules, sensor, receiver, ingest, publisher):
+    for module in (audit_pipeline, runtime_rules, sensor, receiver, ingest, publisher, admission):
         module.main()
         print()
 

@@ -319,15 +319,15 @@ def test_deadline_answers_by_failure_mode_and_the_next_review_works(webhook: Web
     assert response["allowed"] is True
     assert "could not evaluate policies" in response["warnings"][0]
     assert elapsed < 5, elapsed
-    # the worker was replaced: policies still apply
-    assert webhook.review(pod(privileged=True))["response"]["allowed"] is False
+    # the worker is replaced behind the answer: policies apply again once it is up
+    assert wait_denied(webhook, pod(privileged=True))
 
 
 def test_deadline_with_failure_mode_fail_denies(failing_webhook: Webhook) -> None:
     response = failing_webhook.review(simple("Secret"))["response"]
     assert response["allowed"] is False
     assert response["status"]["code"] == 500
-    assert "ran past" in response["status"]["message"]
+    assert "could not evaluate policies" in response["status"]["message"]
 
 
 def test_apiserver_timeout_parameter_shortens_the_deadline(webhook: Webhook) -> None:
@@ -335,7 +335,7 @@ def test_apiserver_timeout_parameter_shortens_the_deadline(webhook: Webhook) -> 
     started = time.monotonic()
     status, answer = webhook.post(body, path="/v1/admit?timeout=500ms")
     assert status == 200 and answer["response"]["allowed"] is True
-    assert time.monotonic() - started < 1.0 + 3.0  # under the 1 s deadline, plus a restart
+    assert time.monotonic() - started < 1.0  # 85 % of the API server's 500 ms, not our 1 s
 
 
 def test_mutation_returns_a_json_patch(webhook: Webhook) -> None:
@@ -404,3 +404,32 @@ def test_certificate_rotation_and_policy_reload_without_restart(tmp_path: Path) 
 
 def webhook_allowed(hook: Webhook, obj: dict[str, Any]) -> bool:
     return bool(hook.review(obj)["response"]["allowed"])
+
+
+def test_overload_is_answered_by_the_deadline_not_queued(webhook: Webhook) -> None:
+    """Reviews queued behind a stuck evaluation get the failure mode by their deadline."""
+    import concurrent.futures
+
+    def timed(obj: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        started = time.monotonic()
+        response = webhook.review(obj)["response"]
+        return time.monotonic() - started, response
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(timed, [simple("Secret")] * 4))
+    for elapsed, response in answers:
+        assert response["allowed"] is True
+        assert "could not evaluate policies" in response["warnings"][0]
+        assert elapsed < 2.0, elapsed  # the 1 s deadline, plus scheduling
+    assert wait_denied(webhook, pod(privileged=True))  # after the restart
+    with urllib.request.urlopen(webhook.url + "/metrics", context=webhook.context, timeout=5) as r:
+        assert 'garrison_admission_failures_total{cause="overloaded"}' in r.read().decode()
+
+
+def wait_denied(hook: Webhook, obj: dict[str, Any], seconds: float = 15.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if hook.review(obj)["response"]["allowed"] is False:
+            return True
+        time.sleep(0.1)
+    return False

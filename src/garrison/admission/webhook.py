@@ -32,7 +32,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from garrison.admission.mutation import MutatorSet
 from garrison.admission.review import as_map
-from garrison.admission.worker import WorkerClient, WorkerError, WorkerResult, WorkerTimeout
+from garrison.admission.worker import (
+    WorkerBusy,
+    WorkerClient,
+    WorkerError,
+    WorkerResult,
+    WorkerTimeout,
+)
 from garrison.metrics import render
 
 log = logging.getLogger("garrison.admission.webhook")
@@ -260,7 +266,12 @@ class AdmissionWebhook:
             for r in results:
                 self.metrics.violations.labels(r.kind, "error" if r.error else r.action).inc()
         except WorkerError as exc:
-            cause = "timeout" if isinstance(exc, WorkerTimeout) else "worker"
+            if isinstance(exc, WorkerBusy):
+                cause = "overloaded"
+            elif isinstance(exc, WorkerTimeout):
+                cause = "timeout"
+            else:
+                cause = "worker"
             self.metrics.failures.labels(cause).inc()
             log.warning("review %s answered by failure mode: %s", review["uid"], exc)
             decision = self._failed(str(exc))

@@ -15,6 +15,7 @@ Frames on stdin/stdout: a 4-byte big-endian length, then a msgpack map. Requests
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import struct
 import sys
@@ -28,6 +29,7 @@ from garrison.admission.evaluate import PolicySet, load_policy_set
 from garrison.admission.inventory import Inventory
 from garrison.events.errors import GarrisonError
 
+log = logging.getLogger("garrison.admission.worker")
 _HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
 
@@ -38,6 +40,10 @@ class WorkerError(GarrisonError):
 
 class WorkerTimeout(WorkerError):
     """The evaluation ran past its deadline; the worker was killed."""
+
+
+class WorkerBusy(WorkerError):
+    """The deadline passed while the review waited for the worker (overload); nothing died."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,8 @@ class WorkerClient:
         self._process: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
         self.restarts = 0
+        self.waiting_timeouts = 0
+        self._restarting: asyncio.Task[None] | None = None
 
     async def start(self) -> Mapping[str, Any]:
         """Start the worker and load the policies; raises WorkerError when they do not load."""
@@ -154,17 +162,30 @@ class WorkerClient:
     async def review(
         self, request: Mapping[str, Any], point: str, timeout: float
     ) -> list[WorkerResult]:
-        async with self._lock:
-            try:
-                answer = await self._exchange(
-                    {"op": "review", "request": request, "point": point}, timeout
-                )
-            except WorkerTimeout:
-                await self._restart()
-                raise
-            except WorkerError:
-                await self._restart()
-                raise
+        """Evaluate within ``timeout`` seconds, waiting for the worker included."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await self._lock.acquire()
+        except TimeoutError:
+            self.waiting_timeouts += 1
+            raise WorkerBusy(f"waited {timeout:.3f} s for the evaluator (overloaded)") from None
+        try:
+            remaining = max(0.001, end - loop.time())
+            answer = await self._exchange(
+                {"op": "review", "request": request, "point": point}, remaining
+            )
+        except WorkerError:
+            # timed out mid-evaluation or died: answer now, start a fresh worker behind it;
+            # the lock passes to the restart, so later reviews wait for it (or time out)
+            await self._kill()
+            self._restarting = asyncio.create_task(self._restart_and_release())
+            raise
+        except BaseException:
+            self._lock.release()
+            raise
+        self._lock.release()
         if "error" in answer:
             raise WorkerError(str(answer["error"]))
         return [WorkerResult(*row) for row in answer["results"]]
@@ -192,10 +213,14 @@ class WorkerClient:
             raise WorkerError("worker answered something that is not a map")
         return answer
 
-    async def _restart(self) -> None:
-        await self._kill()
-        self.restarts += 1
-        await self.start()
+    async def _restart_and_release(self) -> None:
+        try:
+            self.restarts += 1
+            await self.start()
+        except WorkerError as exc:
+            log.error("the evaluation worker did not restart: %s", exc)
+        finally:
+            self._lock.release()
 
     async def _kill(self) -> None:
         process, self._process = self._process, None
@@ -206,6 +231,8 @@ class WorkerClient:
         await process.wait()
 
     async def close(self) -> None:
+        if self._restarting is not None:
+            await asyncio.gather(self._restarting, return_exceptions=True)
         process = self._process
         if process is not None and process.stdin is not None and process.returncode is None:
             process.stdin.close()
