@@ -24,6 +24,7 @@ from garrison.admission.inventory import Inventory
 from garrison.admission.sources import PolicySources, parse_effects
 from garrison.admission.sync import kinds_to_sync, list_inventory, parse_sync
 from garrison.admission.webhook import (
+    DEFAULT_MAX_BODY,
     AdmissionConfig,
     AdmissionMetrics,
     AdmissionWebhook,
@@ -58,6 +59,7 @@ def register(commands: Any, name: str) -> None:
         help="namespace never judged (default: kube-system, garrison)",
     )
     serve.add_argument("--reload-interval", type=float, default=5.0, help="seconds")
+    serve.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, help="bytes per review")
     add_kube_arguments(serve)
     serve.add_argument(
         "--sync",
@@ -320,7 +322,10 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     exempt = tuple(args.exempt_namespace) if args.exempt_namespace else ("kube-system", "garrison")
     config = AdmissionConfig(
-        deadline_s=args.deadline, failure_mode=args.failure_mode, exempt_namespaces=exempt
+        deadline_s=args.deadline,
+        failure_mode=args.failure_mode,
+        exempt_namespaces=exempt,
+        max_body=args.max_body,
     )
     try:
         return asyncio.run(_serve(args, sources, bundle, certificate, config, puller))
