@@ -7,6 +7,7 @@ import pytest
 
 from garrison.events.alert import Alert, Entities, dedupe_key
 from garrison.server.store import AlertQuery, SQLiteStore, StoredEvent, StoreError
+from garrison.server.store.sqlite import MIGRATIONS
 
 
 def alert(
@@ -97,13 +98,28 @@ def test_state_round_trip(store: SQLiteStore) -> None:
 def test_migrations_record_the_schema_and_refuse_a_newer_one(tmp_path: Path) -> None:
     path = tmp_path / "g.db"
     store = SQLiteStore(path)
-    assert store.schema_version == 1
+    assert store.schema_version == len(MIGRATIONS) >= 2
     store.close()
     SQLiteStore(path).close()  # reopening migrates nothing
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version=99")
     with pytest.raises(StoreError, match="newer than this garrison"):
         SQLiteStore(path)
+
+
+def test_a_version_1_store_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "g.db"
+    store = SQLiteStore(path)
+    store.put_state("kept", b"yes")
+    store.close()
+    with sqlite3.connect(path) as db:  # back to what a version-1 garrison left
+        db.execute("DROP TABLE policy_assignments")
+        db.execute("PRAGMA user_version=1")
+    store = SQLiteStore(path)
+    assert store.schema_version == len(MIGRATIONS)
+    assert store.get_state("kept") == b"yes"
+    assert store.get_policy_assignment("none") is None  # the table migration 2 added
+    store.close()
 
 
 def test_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
