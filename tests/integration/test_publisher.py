@@ -274,3 +274,37 @@ async def test_small_batches_linger_full_ones_go_at_once(running: Running, tmp_p
         await asyncio.sleep(held.wait)
         assert (await ship.ship_once(session)).outcome == "shipped"
     assert running.store.count_events() == 510
+
+
+async def test_a_batch_is_deleted_behind_the_next_post_and_never_sent_twice(
+    running: Running, tmp_path: Path
+) -> None:
+    box = Outbox(tmp_path / "outbox.db")
+    produce(box, 1500)  # three full batches of 500
+    ship = shipper(box, f"{running.api}/v1/ingest", running.cluster_token, running.context)
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3):
+            assert (await ship.ship_once(session)).outcome == "shipped"
+        await ship.settle()
+        assert (await ship.ship_once(session)).outcome == "empty"
+    assert box.stats().records == 0
+    assert running.store.count_events() == 1500
+    assert running.store.count_events() == 1500
+    duplicates = ship.metrics.registry.get_sample_value("garrison_publisher_duplicates_total")
+    assert duplicates == 0  # each batch went once
+
+
+async def test_the_cap_never_counts_delivered_records_as_dropped(
+    running: Running, tmp_path: Path
+) -> None:
+    box = Outbox(tmp_path / "outbox.db")
+    produce(box, 2000)
+    ship = shipper(box, f"{running.api}/v1/ingest", running.cluster_token, running.context)
+    size = box.stats().bytes
+    ship.config.max_bytes = size  # everything fits: nothing may be dropped
+    stop = asyncio.Event()
+    stop.set()  # with drain: ship until the outbox is empty, then return
+    await asyncio.wait_for(ship.run(stop, drain=True), 30)
+    stats = box.stats()
+    assert stats.records == 0 and stats.dropped == 0
+    assert running.store.count_events() == 2000

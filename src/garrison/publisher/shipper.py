@@ -103,6 +103,8 @@ class Shipper:
         self._last_problem = ""
         self._next: Prepared | None = None
         self._last_send = 0.0
+        # the delete of the last acknowledged batch, running while the next one is on the wire
+        self._acking: asyncio.Future[None] | None = None
 
     # -- bounds and loss reporting ----------------------------------------------------------
     def enforce_caps(self) -> int:
@@ -155,10 +157,24 @@ class Shipper:
         )
         return Prepared(batch, body, self.batch_size)
 
+    async def settle(self) -> None:
+        """Wait for the delete of the last acknowledged batch (it runs behind the next POST)."""
+        acking, self._acking = self._acking, None
+        if acking is not None:
+            await acking
+
     async def ship_once(self, session: aiohttp.ClientSession) -> Attempt:
-        """Ship the oldest batch; while it is on the wire, prepare the one after it."""
+        """Ship the oldest batch; while it is on the wire, prepare the one after it and delete
+        the one before it.
+
+        Only a full batch prepared behind an acknowledged one goes out before that one's delete
+        has finished: it was read past it, so nothing is sent twice; every other path (linger,
+        a fresh read from the oldest record, caps) waits for the delete first.
+        """
         if self._next is not None and len(self._next.batch) < self._next.batch_size:
             self._next = None  # prepared too early to be full: let it fill up instead
+        if self._next is None or self._next.batch_size != self.batch_size:
+            await self.settle()
         waited = time.monotonic() - self._last_send
         if self._next is None and waited < self.config.linger_seconds:
             waiting = await asyncio.to_thread(self.outbox.count_up_to, self.batch_size)
@@ -198,12 +214,14 @@ class Shipper:
                 text = await response.read()
                 after = response.headers.get("Retry-After")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            await self.settle()
             if upcoming is not None:
                 await upcoming  # discarded: after a failure the oldest batch goes again
             self.metrics.retries.labels(reason="network").inc()
             self._problem(f"backend unreachable ({type(exc).__name__}: {exc}); records kept")
             return Attempt(outcome="network", wait=self._backoff())
         self.metrics.latency.observe(time.perf_counter() - started)
+        await self.settle()  # the previous batch's delete: at most one runs at a time
         attempt = await self._answer(status, text, after, batch)
         if attempt.outcome != "shipped":
             self._last_send = 0.0  # a retry is not held back by the linger
@@ -226,7 +244,10 @@ class Shipper:
                 for problem in answer.rejected
                 if isinstance(i := problem.get("index"), int) and 0 <= i < len(batch)
             ]
-            await asyncio.to_thread(self.outbox.ack_through, batch[-1].id)
+            # deleted behind the next POST; settle() waits for it
+            self._acking = asyncio.ensure_future(
+                asyncio.to_thread(self.outbox.ack_through, batch[-1].id)
+            )
             for key, error in refused:
                 log.error("backend refused record %s: %s", key, error)
             self.metrics.shipped.inc(answer.accepted)
@@ -274,16 +295,23 @@ class Shipper:
         """Ship until ``stop`` is set (with ``drain``, also until the outbox is empty)."""
         connector = aiohttp.TCPConnector(limit=2)
         async with aiohttp.ClientSession(connector=connector) as session:
-            next_caps = 0.0
-            while True:
-                if time.monotonic() >= next_caps:
-                    await asyncio.to_thread(self.enforce_caps)
-                    next_caps = time.monotonic() + 1.0
-                attempt = await self.ship_once(session)
-                if stop.is_set() and (not drain or attempt.outcome == "empty"):
+            try:
+                await self._run(session, stop, drain)
+            finally:
+                await self.settle()
+
+    async def _run(self, session: aiohttp.ClientSession, stop: asyncio.Event, drain: bool) -> None:
+        next_caps = 0.0
+        while True:
+            if time.monotonic() >= next_caps:
+                await self.settle()  # acknowledged records are not the cap's to drop
+                await asyncio.to_thread(self.enforce_caps)
+                next_caps = time.monotonic() + 1.0
+            attempt = await self.ship_once(session)
+            if stop.is_set() and (not drain or attempt.outcome == "empty"):
+                return
+            if attempt.wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), attempt.wait)
+                if stop.is_set() and not drain:
                     return
-                if attempt.wait > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), attempt.wait)
-                    if stop.is_set() and not drain:
-                        return
