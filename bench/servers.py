@@ -1,4 +1,4 @@
-"""Start ``garrison up`` and a bare HTTPS baseline server as subprocesses for benchmarks."""
+"""Start ``garrison up`` and a bare HTTPS baseline server as subprocesses (benchmarks and tests)."""
 
 from __future__ import annotations
 
@@ -25,10 +25,21 @@ class Garrison:
 
 
 @contextmanager
-def garrison_up(home: Path) -> Iterator[Garrison]:
+def garrison_up(home: Path, *extra: str) -> Iterator[Garrison]:
+    """``garrison up`` on free ports with its data in ``home``; ``extra`` are more flags."""
     env = {**os.environ, "GARRISON_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "garrison.cli", "up", "--api-port", "0", "--audit-port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "garrison.cli",
+            "up",
+            "--api-port",
+            "0",
+            "--audit-port",
+            "0",
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -8,13 +8,10 @@ checks the bearer token and can expire a continue token with 410 Gone.
 from __future__ import annotations
 
 import json
-import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -26,7 +23,9 @@ from garrison.admission.builtins import Catalog
 from garrison.admission.evaluate import load_policy_set
 from garrison.kube import KubeConfig
 from garrison.publisher.outbox import Outbox
-from garrison.tls import ensure_ca, issue_certificate, server_context
+from garrison.tls import issue_certificate
+from tests.integration.admission_serve import post_review, serve_admission
+from tests.integration.stand_in import JsonHandler, serve_https
 
 pytestmark = pytest.mark.integration
 TOKEN = "audit-token-9f8e7d"
@@ -131,21 +130,8 @@ class StandIn:
         self.expire_continue = False
 
 
-def handler(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:
-            return None
-
-        def _json(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+def handler(stand_in: StandIn) -> type[JsonHandler]:
+    class Handler(JsonHandler):
         def do_GET(self) -> None:
             stand_in.requests.append(self.path)
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
@@ -178,19 +164,9 @@ def handler(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[tuple[StandIn, str, Path]]:
-    ensure_ca(tmp_path)
-    files = issue_certificate(tmp_path, tmp_path, "apiserver", hosts=["127.0.0.1"])
     stand_in = StandIn()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler(stand_in))
-    context: ssl.SSLContext = server_context(files)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield stand_in, f"https://127.0.0.1:{server.server_address[1]}", tmp_path / "ca.crt"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_https(tmp_path, handler(stand_in)) as (url, ca):
+        yield stand_in, url, ca
 
 
 def baseline_policy() -> Any:
@@ -321,9 +297,6 @@ def test_webhook_syncs_the_kinds_templates_declare(
     api: tuple[StandIn, str, Path], tmp_path: Path
 ) -> None:
     """uniqueingresshost reads data.inventory: the Ingress already in the cluster must be seen."""
-    import re
-    import urllib.request
-
     from garrison.tls import client_context
     from tests.conftest import corpus
     from tests.integration.test_admission_webhook import admission_review
@@ -334,41 +307,23 @@ def test_webhook_syncs_the_kinds_templates_declare(
     token = tmp_path / "token"
     token.write_text(TOKEN)
     files = issue_certificate(tmp_path, tmp_path, "webhook", hosts=["127.0.0.1"])
-    log = (tmp_path / "webhook.log").open("w")
-    process = subprocess.Popen(
-        [
-            *GARRISON,
-            "admission",
-            "serve",
-            "--tls-cert",
-            str(files.cert),
-            "--tls-key",
-            str(files.key),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--policy",
-            str(library / "template.yaml"),
-            "--policy",
-            str(constraint),
-            "--api-server",
-            url,
-            "--token-file",
-            str(token),
-            "--ca",
-            str(ca),
-            "--sync-interval",
-            "0.3",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        match = re.search(r"serving (https://\S+)/v1/admit", process.stdout.readline())
-        assert match, (tmp_path / "webhook.log").read_text()
+    with serve_admission(
+        files.cert,
+        files.key,
+        tmp_path / "webhook.log",
+        "--policy",
+        str(library / "template.yaml"),
+        "--policy",
+        str(constraint),
+        "--api-server",
+        url,
+        "--token-file",
+        str(token),
+        "--ca",
+        str(ca),
+        "--sync-interval",
+        "0.3",
+    ) as serving:
         ingress = {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "Ingress",
@@ -377,14 +332,7 @@ def test_webhook_syncs_the_kinds_templates_declare(
         }
 
         def answer() -> dict[str, Any]:
-            body = json.dumps(admission_review(ingress)).encode()
-            request = urllib.request.Request(
-                match.group(1) + "/v1/admit",
-                data=body,
-                headers={"Content-Type": "application/json"},
-            )
-            with urllib.request.urlopen(request, context=client_context(ca), timeout=10) as r:
-                return json.load(r)["response"]  # type: ignore[no-any-return]
+            return post_review(serving.url, client_context(ca), admission_review(ingress))
 
         deadline = time.monotonic() + 15
         while answer()["allowed"]:
@@ -405,8 +353,3 @@ def test_webhook_syncs_the_kinds_templates_declare(
         while not answer()["allowed"]:
             assert time.monotonic() < deadline, "inventory never refreshed"
             time.sleep(0.2)
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        process.stdout.close()  # type: ignore[union-attr]
-        log.close()

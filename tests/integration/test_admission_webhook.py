@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import re
 import shutil
 import socket
 import ssl
@@ -23,6 +21,7 @@ import pytest
 import yaml
 
 from garrison.tls import client_context, ensure_ca, issue_certificate
+from tests.integration.admission_serve import serve_admission
 
 pytestmark = pytest.mark.integration
 GARRISON = [sys.executable, "-m", "garrison.cli"]
@@ -165,49 +164,21 @@ def start(tmp_path: Path, *extra: str) -> Iterator[Webhook]:
     policy_dir = tmp_path / "policies"
     policy_dir.mkdir()
     (policy_dir / "policies.yaml").write_text(yaml.safe_dump_all(policies()))
-    log = (tmp_path / "webhook.log").open("w")
-    process = subprocess.Popen(
-        [
-            *GARRISON,
-            "admission",
-            "serve",
-            "--tls-cert",
-            str(files.cert),
-            "--tls-key",
-            str(files.key),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--policy",
-            str(policy_dir),
-            "--initiative",
-            "pod-security-baseline",
-            "--deadline",
-            "1.0",
-            "--reload-interval",
-            "0.2",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-        env={**os.environ},
-    )
-    assert process.stdout is not None
-    try:
-        line = process.stdout.readline()
-        match = re.search(r"serving (https://\S+)/v1/admit", line)
-        if match is None:
-            process.kill()
-            process.wait()
-            pytest.fail(f"webhook did not start: {line!r} {(tmp_path / 'webhook.log').read_text()}")
-        yield Webhook(match.group(1), client_context(files.ca), process, tls_dir, policy_dir)
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        process.stdout.close()
-        log.close()
+    with serve_admission(
+        files.cert,
+        files.key,
+        tmp_path / "webhook.log",
+        "--policy",
+        str(policy_dir),
+        "--initiative",
+        "pod-security-baseline",
+        "--deadline",
+        "1.0",
+        "--reload-interval",
+        "0.2",
+        *extra,
+    ) as serving:
+        yield Webhook(serving.url, client_context(files.ca), serving.process, tls_dir, policy_dir)
 
 
 @pytest.fixture(scope="module")

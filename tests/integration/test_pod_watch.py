@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import json
 import queue
-import ssl
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from garrison.sensor.kube import KubeConfig, PodWatcher, wait_synced
-from garrison.tls import ensure_ca, issue_certificate, server_context
+from tests.integration.stand_in import JsonHandler, serve_https
 
 pytestmark = pytest.mark.integration
 NODE = "node-7"
@@ -74,21 +71,8 @@ class StandIn:
         self.selectors: list[str] = []
 
 
-def handler(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:
-            return None
-
-        def _json(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+def handler(stand_in: StandIn) -> type[JsonHandler]:
+    class Handler(JsonHandler):
         def do_GET(self) -> None:
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 self._json(401, {"kind": "Status", "code": 401, "reason": "Unauthorized"})
@@ -132,20 +116,12 @@ def handler(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[tuple[StandIn, str, Path]]:
-    ensure_ca(tmp_path)
-    files = issue_certificate(tmp_path, tmp_path, "apiserver", hosts=["127.0.0.1"])
     stand_in = StandIn()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler(stand_in))
-    context: ssl.SSLContext = server_context(files)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield stand_in, f"https://127.0.0.1:{server.server_address[1]}", tmp_path / "ca.crt"
-    finally:
-        stand_in.events.put(None)
-        server.shutdown()
-        server.server_close()
+    with serve_https(tmp_path, handler(stand_in)) as (url, ca):
+        try:
+            yield stand_in, url, ca
+        finally:
+            stand_in.events.put(None)  # ends the watches still streaming
 
 
 def wait(condition: Any, seconds: float = 5.0) -> bool:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
 import time
@@ -17,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.servers import garrison_up
 
 from garrison.tls import client_context, issue_certificate
+from tests.integration.admission_serve import post_review, serve_admission
 from tests.integration.test_admission_webhook import admission_review, pod
 
 pytestmark = pytest.mark.integration
@@ -71,34 +71,8 @@ class Up:
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     home = tmp_path_factory.mktemp("up")
-    env = {**os.environ, "GARRISON_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        [*GARRISON, "up", "--api-port", "0", "--audit-port", "0", "--no-sensor"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    try:
-        assert process.stdout is not None
-        output = ""
-        deadline = time.monotonic() + 60
-        while "Ctrl-C stops garrison" not in output and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            output += line
-        api = re.search(r"API\s+(https://\S+)", output)
-        assert api, output
-        client = json.loads((home / "client.json").read_text())
-        token = re.search(r"token: (\S+)", (home / "audit-webhook.kubeconfig").read_text())
-        assert token
-        yield Up(home, api.group(1), home / "tls" / "ca.crt", client["token"], token.group(1))
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
-        if process.stdout is not None:
-            process.stdout.close()
+    with garrison_up(home, "--no-sensor") as server:
+        yield Up(home, server.api, home / "tls" / "ca.crt", server.api_token, server.cluster_token)
 
 
 def test_assignment_api(up: Up) -> None:
@@ -149,49 +123,24 @@ def test_webhook_enforces_the_assignment_and_follows_changes(up: Up, tmp_path: P
     token_file = tmp_path / "cluster-token"
     token_file.write_text(up.cluster_token)
     files = issue_certificate(up.home / "tls", tmp_path, "webhook", hosts=["127.0.0.1"])
-    log = (tmp_path / "webhook.log").open("w")
-    process = subprocess.Popen(
-        [
-            *GARRISON,
-            "admission",
-            "serve",
-            "--tls-cert",
-            str(files.cert),
-            "--tls-key",
-            str(files.key),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--reload-interval",
-            "0.2",
-            "--assignment-url",
-            up.api,
-            "--cluster-token-file",
-            str(token_file),
-            "--backend-ca",
-            str(up.ca),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        url = re.search(
-            r"serving (https://\S+)/v1/admit \((\d+) templates, (\d+) constraints\)", line
-        )
-        assert url, (line, (tmp_path / "webhook.log").read_text())
-        assert url.group(3) == "12"
+    with serve_admission(
+        files.cert,
+        files.key,
+        tmp_path / "webhook.log",
+        "--reload-interval",
+        "0.2",
+        "--assignment-url",
+        up.api,
+        "--cluster-token-file",
+        str(token_file),
+        "--backend-ca",
+        str(up.ca),
+    ) as serving:
+        assert serving.constraints == 12
 
         def allowed(namespace: str) -> bool:
-            body = json.dumps(admission_review(pod(namespace, privileged=True))).encode()
-            request = urllib.request.Request(
-                url.group(1) + "/v1/admit", data=body, headers={"Content-Type": "application/json"}
-            )
-            with urllib.request.urlopen(request, context=client_context(up.ca), timeout=10) as r:
-                return bool(json.load(r)["response"]["allowed"])
+            review = admission_review(pod(namespace, privileged=True))
+            return bool(post_review(serving.url, client_context(up.ca), review)["allowed"])
 
         assert not allowed("shop")
         result = up.cli(
@@ -213,9 +162,4 @@ def test_webhook_enforces_the_assignment_and_follows_changes(up: Up, tmp_path: P
         assert up.cli("clusters", "revoke", "local").returncode == 0
         time.sleep(0.5)
         assert not allowed("web") and allowed("shop")
-        assert process.poll() is None
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        process.stdout.close()  # type: ignore[union-attr]
-        log.close()
+        assert serving.process.poll() is None

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,8 +48,8 @@ def _clean_error(exc: BaseException) -> str:
     return text.split("\n\nStack backtrace:", 1)[0].strip()
 
 
-def _code_and_comment(line: str) -> tuple[str, str]:
-    """Split a Rego line at its comment, honouring string literals."""
+def _outside_strings(line: str) -> Iterator[tuple[int, str]]:
+    """The characters of a Rego line that lie outside string literals, with their index."""
     in_string = False
     escaped = False
     for i, ch in enumerate(line):
@@ -62,28 +62,25 @@ def _code_and_comment(line: str) -> tuple[str, str]:
                 in_string = False
         elif ch == '"':
             in_string = True
-        elif ch == "`":
+        else:
+            yield i, ch
+
+
+def _code_and_comment(line: str) -> tuple[str, str]:
+    """Split a Rego line at its comment, honouring string literals."""
+    for i, ch in _outside_strings(line):
+        if ch == "`":
             return line, ""  # raw strings: leave the line alone
-        elif ch == "#":
+        if ch == "#":
             return line[:i], line[i:]
     return line, ""
 
 
 def _braces(code: str) -> int:
+    """How much deeper in braces the line ends than it starts."""
     depth = 0
-    in_string = False
-    escaped = False
-    for ch in code:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch == "{":
+    for _, ch in _outside_strings(code):
+        if ch == "{":
             depth += 1
         elif ch == "}":
             depth -= 1
