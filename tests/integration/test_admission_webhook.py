@@ -83,6 +83,16 @@ def policies() -> list[dict[str, Any]]:
                 "parameters": {"assign": {"value": "platform"}},
             },
         },
+        {
+            "apiVersion": "mutations.gatekeeper.sh/v1alpha1",
+            "kind": "AssignImage",
+            "metadata": {"name": "mirror-images"},
+            "spec": {
+                "applyTo": [{"groups": [""], "kinds": ["Pod"], "versions": ["v1"]}],
+                "location": "spec.containers[name: *].image",
+                "parameters": {"assignDomain": "mirror.example.com"},
+            },
+        },
     ]
 
 
@@ -315,11 +325,20 @@ def test_mutation_returns_a_json_patch(webhook: Webhook) -> None:
     response = body["response"]
     assert response["allowed"] is True and response["patchType"] == "JSONPatch"
     patch = json.loads(base64.b64decode(response["patch"]))
-    assert patch == [{"op": "add", "path": "/metadata/labels", "value": {"owner": "platform"}}]
+    image = {
+        "op": "replace",
+        "path": "/spec/containers/0/image",
+        "value": "mirror.example.com/nginx:1.27",
+    }
+    assert patch == [
+        {"op": "add", "path": "/metadata/labels", "value": {"owner": "platform"}},
+        image,
+    ]
     labelled = pod()
     labelled["metadata"]["labels"] = {"owner": "someone"}
+    labelled["spec"]["containers"][0]["image"] = image["value"]
     status, body = webhook.post(json.dumps(admission_review(labelled)).encode(), path="/v1/mutate")
-    assert "patch" not in body["response"]
+    assert "patch" not in body["response"]  # converged: nothing left to change
 
 
 def test_metrics_count_decisions(webhook: Webhook) -> None:
