@@ -176,7 +176,8 @@ async def drive(
 
 
 @contextmanager
-def admission_server(tmp: Path) -> Iterator[tuple[str, Path, Path, Path, int]]:
+def admission_server(tmp: Path, workers: int = 1) -> Iterator[tuple[str, Path, Path, Path, int]]:
+    tmp.mkdir(parents=True, exist_ok=True)
     tls_dir = tmp / "tls"
     ensure_ca(tls_dir)
     files = issue_certificate(tls_dir, tls_dir, "webhook", hosts=["127.0.0.1"])
@@ -185,6 +186,7 @@ def admission_server(tmp: Path) -> Iterator[tuple[str, Path, Path, Path, int]]:
     args = [sys.executable, "-m", "garrison.cli", "admission", "serve"]
     args += ["--tls-cert", str(files.cert), "--tls-key", str(files.key), "--host", "127.0.0.1"]
     args += ["--port", "0", "--policy", str(policy_file), "--reload-interval", "60"]
+    args += ["--workers", str(workers)]
     for name in INITIATIVES:
         args += ["--initiative", name]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
@@ -224,6 +226,19 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
+def rate_search(url: str, ca: Path, unjudged: list[int]) -> float:
+    """The highest constant rate of the steps whose p99 stays under 100 ms, all judged."""
+    best = 0.0
+    for step in (50.0, 75.0, 100.0, 125.0, 150.0, 200.0, 300.0, 400.0, 500.0, 700.0):
+        values = asyncio.run(drive(url, ca, review_bodies(int(step * 5)), step, unjudged))
+        p99 = percentile(values, 99) * 1000
+        print(f"  search: {step:6.0f}/s  p99 {p99:8.1f} ms   not judged {len(unjudged)}")
+        if p99 >= 100 or unjudged:
+            break
+        best = step
+    return best
+
+
 def webhook(tmp: Path) -> dict[str, float]:
     figures: dict[str, float] = {}
     with admission_server(tmp) as (url, ca, cert, key, pid):
@@ -249,16 +264,14 @@ def webhook(tmp: Path) -> dict[str, float]:
         )
         ratio = figures["garrison admission"] / figures["bare HTTPS (baseline)"]
         print(f"  p99 ratio to baseline  {ratio:.2f}x   (target: garrison p99 <= 25 ms at 500/s)")
-        best = 0.0
-        for step in (50.0, 75.0, 100.0, 125.0, 150.0, 200.0, 300.0, 400.0, 500.0, 700.0):
-            values = asyncio.run(drive(url, ca, review_bodies(int(step * 5)), step, unjudged))
-            p99 = percentile(values, 99) * 1000
-            print(f"  search: {step:6.0f}/s  p99 {p99:8.1f} ms   not judged {len(unjudged)}")
-            if p99 >= 100 or unjudged:
-                break
-            best = step
+        best = rate_search(url, ca, unjudged)
         print(f"  highest constant rate with p99 < 100 ms: {best:.0f} requests/s")
+    # not the target's configuration: what a second worker adds on this machine
+    with admission_server(tmp / "two", workers=2) as (url, ca, _, _, _):
+        two = rate_search(url, ca, [])
+        print(f"  with --workers 2: highest constant rate with p99 < 100 ms: {two:.0f} requests/s")
     figures["admission_best_rate"] = best
+    figures["admission_best_rate_two_workers"] = two
     figures["admission_p99_ratio"] = ratio
     return figures
 

@@ -423,3 +423,40 @@ def wait_denied(hook: Webhook, obj: dict[str, Any], seconds: float = 15.0) -> bo
             return True
         time.sleep(0.1)
     return False
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
+    yield from start(tmp_path_factory.mktemp("two-workers"), "--workers", "2")
+
+
+def test_a_second_worker_answers_while_the_first_is_stuck(two_workers: Webhook) -> None:
+    import concurrent.futures
+
+    finished: list[str] = []
+
+    def review(name: str, obj: dict[str, Any]) -> dict[str, Any]:
+        response: dict[str, Any] = two_workers.review(obj)["response"]
+        finished.append(name)
+        return response
+
+    assert wait_denied(two_workers, pod(privileged=True))  # both workers up
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        stuck = pool.submit(review, "slow", simple("Secret"))  # loops past its 1 s deadline
+        time.sleep(0.2)
+        judged = pool.submit(review, "pod", pod(privileged=True))
+        assert judged.result()["allowed"] is False  # judged by the other worker
+        assert "could not evaluate policies" in stuck.result()["warnings"][0]
+    assert finished == ["pod", "slow"]
+    assert wait_denied(two_workers, pod(privileged=True))  # the stuck one was replaced
+
+
+def test_worker_count_is_checked(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*GARRISON, "admission", "serve", "--tls-cert", "x", "--tls-key", "y", "--workers", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2 and "--workers must be 1 to 64" in result.stderr

@@ -34,8 +34,8 @@ from garrison.admission.mutation import MutatorSet
 from garrison.admission.review import as_map
 from garrison.admission.worker import (
     WorkerBusy,
-    WorkerClient,
     WorkerError,
+    WorkerPool,
     WorkerResult,
     WorkerTimeout,
 )
@@ -193,7 +193,7 @@ def decide(results: Sequence[WorkerResult], failure_mode: str) -> Decision:
 class AdmissionWebhook:
     def __init__(
         self,
-        worker: WorkerClient,
+        worker: WorkerPool,
         config: AdmissionConfig,
         metrics: AdmissionMetrics,
         mutators: MutatorSet | None = None,

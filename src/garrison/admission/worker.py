@@ -213,6 +213,11 @@ class WorkerClient:
             raise WorkerError("worker answered something that is not a map")
         return answer
 
+    async def ready(self) -> None:
+        """Return once a restart behind a failed review (if any) has finished."""
+        if self._restarting is not None:
+            await asyncio.gather(self._restarting, return_exceptions=True)
+
     async def _restart_and_release(self) -> None:
         try:
             self.restarts += 1
@@ -242,6 +247,81 @@ class WorkerClient:
             except TimeoutError:
                 pass
         await self._kill()
+
+
+class WorkerPool:
+    """Several evaluation workers behind the interface of one (``--workers``).
+
+    A review goes to the first idle worker and waits (within its deadline) when none is; a
+    worker that timed out or died rejoins once its replacement has loaded. Each worker holds
+    the whole compiled policy set, so memory grows with the count. Loads go to one worker
+    first: a set that does not load is refused before any worker changes.
+    """
+
+    def __init__(self, load_message: Mapping[str, Any], size: int) -> None:
+        if size < 1:
+            raise WorkerError("at least one evaluation worker is needed")
+        self.workers = [WorkerClient(load_message) for _ in range(size)]
+        self._idle: asyncio.Queue[WorkerClient] = asyncio.Queue()
+        self._waiting_timeouts = 0
+        self._rejoining: set[asyncio.Task[None]] = set()
+
+    @property
+    def restarts(self) -> int:
+        return sum(w.restarts for w in self.workers)
+
+    @property
+    def waiting_timeouts(self) -> int:
+        return self._waiting_timeouts + sum(w.waiting_timeouts for w in self.workers)
+
+    async def start(self) -> Mapping[str, Any]:
+        answers = await asyncio.gather(*(w.start() for w in self.workers))
+        for worker in self.workers:
+            self._idle.put_nowait(worker)
+        return answers[0]
+
+    async def reload(self, load_message: Mapping[str, Any]) -> Mapping[str, Any]:
+        first, rest = self.workers[0], self.workers[1:]
+        answer = await first.reload(load_message)  # refused here: nothing changed anywhere
+        await asyncio.gather(*(w.reload(load_message) for w in rest))
+        return answer
+
+    async def replace_inventory(self, objects: list[Any]) -> None:
+        await asyncio.gather(*(w.replace_inventory(objects) for w in self.workers))
+
+    async def review(
+        self, request: Mapping[str, Any], point: str, timeout: float
+    ) -> list[WorkerResult]:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        try:
+            async with asyncio.timeout(timeout):
+                worker = await self._idle.get()
+        except TimeoutError:
+            self._waiting_timeouts += 1
+            raise WorkerBusy(f"waited {timeout:.3f} s for an evaluator (overloaded)") from None
+        failed = False
+        try:
+            return await worker.review(request, point, max(0.001, end - loop.time()))
+        except WorkerError as exc:
+            failed = not isinstance(exc, WorkerBusy)
+            raise
+        finally:
+            if failed:  # it is restarting: back in the pool once its replacement is up
+                task = asyncio.create_task(self._rejoin(worker))
+                self._rejoining.add(task)
+                task.add_done_callback(self._rejoining.discard)
+            else:
+                self._idle.put_nowait(worker)
+
+    async def _rejoin(self, worker: WorkerClient) -> None:
+        await worker.ready()
+        self._idle.put_nowait(worker)
+
+    async def close(self) -> None:
+        for task in list(self._rejoining):
+            task.cancel()
+        await asyncio.gather(*(w.close() for w in self.workers))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from garrison.admission.webhook import (
     ReloadingCertificate,
 )
 from garrison.admission.webhook_config import webhook_configurations
-from garrison.admission.worker import WorkerClient, WorkerError
+from garrison.admission.worker import WorkerError, WorkerPool
 from garrison.events.errors import GarrisonError
 from garrison.events.finding import Finding
 from garrison.kube import KubeConfig
@@ -60,6 +60,12 @@ def register(commands: Any, name: str) -> None:
     )
     serve.add_argument("--reload-interval", type=float, default=5.0, help="seconds")
     serve.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, help="bytes per review")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="evaluation worker processes (one core each; each holds the whole policy set)",
+    )
     add_kube_arguments(serve)
     serve.add_argument(
         "--sync",
@@ -307,6 +313,9 @@ def run_webhook_config(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    if not 1 <= args.workers <= 64:
+        print("garrison admission: --workers must be 1 to 64", file=sys.stderr)
+        return 2
     sources = sources_from(args)
     try:
         puller = puller_from(args)
@@ -342,7 +351,7 @@ async def _serve(
     config: AdmissionConfig,
     puller: AssignmentPuller | None,
 ) -> int:
-    worker = WorkerClient(bundle.load_message(args.engine))
+    worker = WorkerPool(bundle.load_message(args.engine), args.workers)
     loaded = await worker.start()
     webhook = AdmissionWebhook(
         worker,
@@ -402,7 +411,7 @@ async def _sync_loop(
     args: argparse.Namespace,
     source: KubeSource,
     kinds: set[tuple[str, str]],
-    worker: WorkerClient,
+    worker: WorkerPool,
     webhook: AdmissionWebhook,
 ) -> None:
     """List the synced kinds every interval; a failed list keeps the last inventory."""
@@ -425,7 +434,7 @@ async def _sync_loop(
 
 
 async def _reload(
-    worker: WorkerClient, webhook: AdmissionWebhook, sources: PolicySources, engine: str
+    worker: WorkerPool, webhook: AdmissionWebhook, sources: PolicySources, engine: str
 ) -> None:
     """New policies take effect whole, or not at all (the running set stays)."""
     try:
