@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from garrison.admission.cel import CelProgram
+from garrison.admission.deps import Prefix, input_prefixes
 from garrison.admission.inventory import Inventory
 from garrison.admission.match import matches
 from garrison.admission.model import (
@@ -27,6 +28,7 @@ from garrison.admission.model import (
     parse_template,
 )
 from garrison.admission.rego import RegoProgram, Violation
+from garrison.admission.result_cache import DEFAULT_ENTRIES, ResultCache, review_prefixes
 from garrison.admission.schema import apply_defaults, validate
 
 EngineMode = Literal["auto", "rego", "cel"]
@@ -52,6 +54,8 @@ class LoadedTemplate:
     cel: CelProgram | None = None
     seconds: float = 0.0  # evaluation time spent, for the costliest-template report
     evaluations: int = 0
+    # the parts of the review the template can read (None: its results are never shared)
+    keyed_by: tuple[Prefix, ...] | None = None
 
 
 @dataclass
@@ -68,6 +72,7 @@ class PolicySet:
     constraints: list[LoadedConstraint] = field(default_factory=list)
     inventory: Inventory = field(default_factory=Inventory)
     engine_mode: EngineMode = "auto"
+    cache: ResultCache = field(default_factory=ResultCache)
     _inventory_version: int = -1
 
     def add_template(self, obj: Mapping[str, Any]) -> ConstraintTemplate:
@@ -76,10 +81,12 @@ class PolicySet:
         loaded = LoadedTemplate(template=template, engine=engine)
         if engine == "rego":
             loaded.rego = RegoProgram(template)
+            loaded.keyed_by = review_prefixes(input_prefixes(loaded.rego.ast_json()))
         else:
             loaded.cel = CelProgram(template)
         self.templates[template.kind] = loaded
         self._inventory_version = -1
+        self.cache.clear()
         return template
 
     def add_constraint(self, obj: Mapping[str, Any]) -> Constraint:
@@ -125,6 +132,7 @@ class PolicySet:
             if loaded.rego is not None:
                 loaded.rego = loaded.rego.with_inventory(tree)
         self._inventory_version = self.inventory.version
+        self.cache.clear()  # referential templates answer differently now
 
     def review(
         self, request: Mapping[str, Any], point: str = "validation.gatekeeper.sh"
@@ -167,9 +175,20 @@ class PolicySet:
         started = time.perf_counter()
         try:
             if loaded.rego is not None:
+                key = None
+                if loaded.keyed_by is not None:
+                    key = self.cache.key(
+                        lc.constraint.kind, lc.parameters_json, request, loaded.keyed_by
+                    )
+                    shared = self.cache.get(key)
+                    if shared is not None:
+                        return shared
                 if not review_json:
                     review_json.append(json.dumps(request))
-                return loaded.rego.evaluate_json(review_json[0], lc.parameters_json)
+                violations = loaded.rego.evaluate_json(review_json[0], lc.parameters_json)
+                if key is not None:
+                    self.cache.put(key, violations)
+                return violations
             if loaded.cel is not None:
                 return loaded.cel.evaluate(request, lc.obj)
             return []
@@ -218,7 +237,13 @@ def load_policy_set(
     objects: Sequence[Mapping[str, Any]],
     engine_mode: EngineMode = "auto",
     inventory: Inventory | None = None,
+    cache_entries: int = DEFAULT_ENTRIES,
 ) -> PolicySet:
-    policy = PolicySet(engine_mode=engine_mode, inventory=inventory or Inventory())
+    """``cache_entries`` bounds the shared evaluations (0: every review is evaluated)."""
+    policy = PolicySet(
+        engine_mode=engine_mode,
+        inventory=inventory or Inventory(),
+        cache=ResultCache(cache_entries),
+    )
     policy.add_objects(objects)
     return policy

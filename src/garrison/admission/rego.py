@@ -217,6 +217,10 @@ class RegoProgram:
         self._rule = f"data.{package_of(template.rego)}.violation"
         self._engine = engine
 
+    def ast_json(self) -> str:
+        """The compiled modules' syntax tree, as regorus gives it (for the input analysis)."""
+        return str(self._engine.get_ast_as_json())
+
     def with_inventory(self, inventory: Mapping[str, Any]) -> RegoProgram:
         clone = object.__new__(RegoProgram)
         clone.template_name = self.template_name

@@ -18,6 +18,7 @@ from garrison.admission.builtins import Catalog
 from garrison.admission.files import POLICY_SUFFIXES, read_objects, read_tree
 from garrison.admission.model import PolicyError
 from garrison.admission.mutation import MUTATION_GROUP, MutatorSet
+from garrison.admission.result_cache import DEFAULT_ENTRIES
 from garrison.events.policy import PolicyAssignment
 
 
@@ -29,12 +30,13 @@ class Bundle:
     namespaces: dict[str, Mapping[str, Any]]
     exempt_namespaces: tuple[str, ...] = ()  # from the central assignment
 
-    def load_message(self, engine: str) -> dict[str, Any]:
+    def load_message(self, engine: str, cache_entries: int = DEFAULT_ENTRIES) -> dict[str, Any]:
         return {
             "op": "load",
             "objects": self.objects,
             "inventory": self.inventory,
             "engine": engine,
+            "cache_entries": cache_entries,
         }
 
 

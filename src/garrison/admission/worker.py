@@ -7,7 +7,7 @@ configured failure mode and starts a fresh one. A policy that loops cannot stall
 webhook or the cluster.
 
 Frames on stdin/stdout: a 4-byte big-endian length, then a msgpack map. Requests:
-``{"op": "load", "objects": [...], "inventory": [...], "engine": "auto"}`` and
+``{"op": "load", "objects": [...], "inventory": [...], "engine": "auto", "cache_entries": N}`` and
 ``{"op": "review", "request": {...}, "point": "..."}``; answers carry ``results`` (a list of
 ``[kind, name, msg, action, error]``) or ``error``.
 """
@@ -27,6 +27,7 @@ import msgspec
 
 from garrison.admission.evaluate import PolicySet, load_policy_set
 from garrison.admission.inventory import Inventory
+from garrison.admission.result_cache import DEFAULT_ENTRIES
 from garrison.events.errors import GarrisonError
 
 log = logging.getLogger("garrison.admission.worker")
@@ -76,7 +77,12 @@ def _handle(policy: PolicySet | None, message: Mapping[str, Any]) -> tuple[Polic
     if op == "load":
         try:
             inventory = Inventory(message.get("inventory") or [])
-            loaded = load_policy_set(message.get("objects") or [], message["engine"], inventory)
+            loaded = load_policy_set(
+                message.get("objects") or [],
+                message["engine"],
+                inventory,
+                int(message.get("cache_entries", DEFAULT_ENTRIES)),
+            )
         except GarrisonError as exc:
             return policy, {"error": str(exc)}
         return loaded, {"templates": len(loaded.templates), "constraints": len(loaded.constraints)}

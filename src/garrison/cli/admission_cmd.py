@@ -21,6 +21,7 @@ from garrison.admission.audit import AuditSweep, KubeSource, MemorySource, Objec
 from garrison.admission.evaluate import load_policy_set
 from garrison.admission.files import read_objects
 from garrison.admission.inventory import Inventory
+from garrison.admission.result_cache import DEFAULT_ENTRIES
 from garrison.admission.sources import PolicySources, parse_effects
 from garrison.admission.sync import kinds_to_sync, list_inventory, parse_sync
 from garrison.admission.webhook import (
@@ -60,6 +61,13 @@ def register(commands: Any, name: str) -> None:
     )
     serve.add_argument("--reload-interval", type=float, default=5.0, help="seconds")
     serve.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, help="bytes per review")
+    serve.add_argument(
+        "--result-cache",
+        type=int,
+        default=DEFAULT_ENTRIES,
+        metavar="ENTRIES",
+        help="evaluations shared between reviews a template cannot tell apart (0: none)",
+    )
     serve.add_argument(
         "--workers",
         type=int,
@@ -316,6 +324,9 @@ def run_serve(args: argparse.Namespace) -> int:
     if not 1 <= args.workers <= 64:
         print("garrison admission: --workers must be 1 to 64", file=sys.stderr)
         return 2
+    if not 0 <= args.result_cache <= 1_000_000:
+        print("garrison admission: --result-cache must be 0 to 1000000", file=sys.stderr)
+        return 2
     sources = sources_from(args)
     try:
         puller = puller_from(args)
@@ -351,7 +362,7 @@ async def _serve(
     config: AdmissionConfig,
     puller: AssignmentPuller | None,
 ) -> int:
-    worker = WorkerPool(bundle.load_message(args.engine), args.workers)
+    worker = WorkerPool(bundle.load_message(args.engine, args.result_cache), args.workers)
     loaded = await worker.start()
     webhook = AdmissionWebhook(
         worker,
@@ -398,7 +409,7 @@ async def _serve(
             current = sources.fingerprint()
             if current != fingerprint:
                 fingerprint = current
-                await _reload(worker, webhook, sources, args.engine)
+                await _reload(worker, webhook, sources, args)
     finally:
         if syncer is not None:
             syncer.cancel()
@@ -434,12 +445,12 @@ async def _sync_loop(
 
 
 async def _reload(
-    worker: WorkerPool, webhook: AdmissionWebhook, sources: PolicySources, engine: str
+    worker: WorkerPool, webhook: AdmissionWebhook, sources: PolicySources, args: argparse.Namespace
 ) -> None:
     """New policies take effect whole, or not at all (the running set stays)."""
     try:
         bundle = sources.load()
-        answer = await worker.reload(bundle.load_message(engine))
+        answer = await worker.reload(bundle.load_message(args.engine, args.result_cache))
     except (GarrisonError, OSError) as exc:
         log.error("policies not reloaded, the running set stays: %s", exc)
         return

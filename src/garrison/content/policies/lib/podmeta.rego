@@ -1,17 +1,22 @@
-# The metadata of a Pod or of any workload's pod template (annotations live there).
+# The annotations of a Pod or of any workload's pod template.
 package lib.garrison.podmeta
 
 import rego.v1
 
-metadata_paths := {
-	"Pod": ["metadata"],
-	"Deployment": ["spec", "template", "metadata"],
-	"StatefulSet": ["spec", "template", "metadata"],
-	"DaemonSet": ["spec", "template", "metadata"],
-	"ReplicaSet": ["spec", "template", "metadata"],
-	"ReplicationController": ["spec", "template", "metadata"],
-	"Job": ["spec", "template", "metadata"],
-	"CronJob": ["spec", "jobTemplate", "spec", "template", "metadata"],
-}
+workload_kinds := {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job"}
 
-metadata := object.get(input.review.object, metadata_paths[input.review.object.kind], {})
+kind := input.review.object.kind
+
+# Only the annotations are read (not the name or uid beside them): see lib/pods.rego.
+annotations := a if {
+	kind == "Pod"
+	a := input.review.object.metadata.annotations
+} else := a if {
+	kind in workload_kinds
+	a := input.review.object.spec.template.metadata.annotations
+} else := a if {
+	kind == "CronJob"
+	a := input.review.object.spec.jobTemplate.spec.template.metadata.annotations
+} else := {} if {
+	kind in workload_kinds | {"Pod", "CronJob"}
+}

@@ -1,28 +1,32 @@
 # The pod spec of a Pod or of any workload's pod template, and its containers.
-# Kept small and flat: regorus evaluates a library's rules as a package, and rules with
-# several definitions cost more than one lookup in a table.
+# Kept small: regorus evaluates a library's rules as a package, once per evaluation.
 package lib.garrison.pods
 
 import rego.v1
 
-spec_paths := {
-	"Pod": ["spec"],
-	"Deployment": ["spec", "template", "spec"],
-	"StatefulSet": ["spec", "template", "spec"],
-	"DaemonSet": ["spec", "template", "spec"],
-	"ReplicaSet": ["spec", "template", "spec"],
-	"ReplicationController": ["spec", "template", "spec"],
-	"Job": ["spec", "template", "spec"],
-	"CronJob": ["spec", "jobTemplate", "spec", "template", "spec"],
+workload_kinds := {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job"}
+
+kind := input.review.object.kind
+
+# Each branch reads only the path it needs (not the whole object), so a review's result can
+# be shared with the reviews that differ only elsewhere (a ReplicaSet's pods: name, uid).
+# Undefined for other kinds; {} for a pod-bearing kind without a spec.
+spec := s if {
+	kind == "Pod"
+	s := input.review.object.spec
+} else := s if {
+	kind in workload_kinds
+	s := input.review.object.spec.template.spec
+} else := s if {
+	kind == "CronJob"
+	s := input.review.object.spec.jobTemplate.spec.template.spec
+} else := {} if {
+	kind in workload_kinds | {"Pod", "CronJob"}
 }
-
-obj := input.review.object
-
-spec := object.get(obj, spec_paths[obj.kind], {})
 
 # A running Pod's spec is immutable but for images: updates are not re-judged (as Gatekeeper's
 # exclude_update library does), so labelling a running pod is never blocked.
-applies if not [obj.kind, input.review.operation] == ["Pod", "UPDATE"]
+applies if not [kind, input.review.operation] == ["Pod", "UPDATE"]
 
 # Arrays, not sets: a set of container objects hashes and orders every one of them.
 all_containers := [c | some field in ["containers", "initContainers", "ephemeralContainers"]; some c in object.get(spec, field, [])]

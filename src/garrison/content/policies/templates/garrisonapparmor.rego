@@ -16,7 +16,7 @@ annotation_type(value) := "Unconfined" if value == "unconfined"
 
 violation contains {"msg": msg} if {
 	pods.applies
-	some key, value in object.get(podmeta.metadata, "annotations", {})
+	some key, value in podmeta.annotations
 	startswith(key, prefix)
 	value != ""
 	kind := object.get({"t": annotation_type(value)}, "t", value)

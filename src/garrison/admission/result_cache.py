@@ -1,0 +1,100 @@
+"""Shared evaluations for reviews that a template cannot tell apart.
+
+Pods a ReplicaSet creates reach the validating webhook with the same spec, labels and owner,
+differing only in their generated name, uid and creation time; a template that reads only
+``review.object.spec`` (as most container checks do) gives every one of them the same answer.
+The key of an evaluation is the template, the constraint's parameters and the JSON of exactly
+the parts of the review the template can read (:func:`garrison.admission.deps.input_prefixes`);
+a template whose reads cannot be bounded, or that reads the whole review, is never cached.
+Bounded LRU; cleared whenever ``data.inventory`` changes; errors are not kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from garrison.admission.deps import Prefix
+from garrison.admission.rego import Violation
+
+DEFAULT_ENTRIES = 4096
+_ABSENT = ["absent"]  # encodes differently from any JSON value found at a path
+
+
+def review_prefixes(prefixes: frozenset[Prefix] | None) -> tuple[Prefix, ...] | None:
+    """The prefixes under ``review`` that key a template's results; None: not cacheable.
+
+    Parameters are keyed whole (the constraint's JSON), so ``parameters.*`` prefixes drop out;
+    a template reading the whole review (its uid differs every time) is not worth a key.
+    """
+    if prefixes is None:
+        return None
+    keyed = []
+    for prefix in prefixes:
+        if not prefix or prefix == ("review",):
+            return None
+        if prefix[0] == "review":
+            keyed.append(prefix[1:])
+        elif prefix[0] != "parameters":
+            keyed.append(("\0input", *prefix))  # input.<other>: never present in a review
+    return tuple(sorted(keyed))
+
+
+def projection(review: Mapping[str, Any], prefixes: Sequence[Prefix]) -> list[Any]:
+    out: list[Any] = []
+    for prefix in prefixes:
+        node: Any = review
+        for step in prefix:
+            if isinstance(node, Mapping) and step in node:
+                node = node[step]
+            else:
+                node = _ABSENT
+                break
+        out.append([node])  # wrapped: the sentinel list is never confused with a value
+    return out
+
+
+class ResultCache:
+    def __init__(self, entries: int = DEFAULT_ENTRIES) -> None:
+        self.entries = entries
+        self._items: OrderedDict[bytes, list[Violation]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def key(
+        self, kind: str, parameters_json: str, review: Mapping[str, Any], prefixes: Sequence[Prefix]
+    ) -> bytes:
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(kind.encode())
+        digest.update(b"\0")
+        digest.update(parameters_json.encode())
+        digest.update(b"\0")
+        digest.update(msgspec.json.encode(projection(review, prefixes)))
+        return digest.digest()
+
+    def get(self, key: bytes) -> list[Violation] | None:
+        found = self._items.get(key)
+        if found is None:
+            self.misses += 1
+            return None
+        self._items.move_to_end(key)
+        self.hits += 1
+        return found
+
+    def put(self, key: bytes, violations: list[Violation]) -> None:
+        if self.entries <= 0 or any(v.error for v in violations):
+            return
+        self._items[key] = violations
+        self._items.move_to_end(key)
+        while len(self._items) > self.entries:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)

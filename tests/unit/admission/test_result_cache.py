@@ -1,0 +1,213 @@
+"""Shared evaluations: what a template can read is found right, and sharing never changes an answer."""
+
+from __future__ import annotations
+
+import copy
+import glob
+from pathlib import Path
+from typing import Any
+
+import pytest
+import regorus
+import yaml
+
+from garrison.admission.builtins import Catalog
+from garrison.admission.deps import input_prefixes
+from garrison.admission.evaluate import PolicySet, load_policy_set
+from garrison.admission.review import as_request
+from tests.conftest import corpus
+
+LIBRARY = corpus("gatekeeper-library-general") / "library" / "general"
+
+
+def prefixes(rego: str) -> set[str] | None:
+    engine = regorus.Engine()
+    engine.add_policy("t.rego", "package t\nimport rego.v1\n" + rego)
+    found = input_prefixes(engine.get_ast_as_json())
+    return None if found is None else {".".join(p) for p in found}
+
+
+@pytest.mark.parametrize(
+    ("rego", "expected"),
+    [
+        ("v contains 1 if input.review.object.spec.hostPID", {"review.object.spec.hostPID"}),
+        (  # a dynamic index ends the static prefix
+            "v contains c.name if { some c in input.review.object.spec.containers }",
+            {"review.object.spec.containers"},
+        ),
+        (
+            'v contains 1 if { f := "hostIPC"; input.review.object.spec[f] == true }',
+            {"review.object.spec"},
+        ),
+        (
+            'v contains 1 if input["review"].object.metadata.labels.team == "a"',
+            {"review.object.metadata.labels.team"},
+        ),
+        (  # object.get with a static key reads only that path
+            'v contains 1 if object.get(input.review.object, ["metadata", "labels"], {}).x',
+            {"review.object.metadata.labels"},
+        ),
+        (  # with a dynamic key, the whole object
+            "v contains 1 if { k := input.parameters.k; object.get(input.review.object, k, 1) }",
+            {"review.object", "parameters.k"},
+        ),
+        (  # an alias of a subtree is that subtree
+            "o := input.review.object\nv contains 1 if o.metadata.name",
+            {"review.object"},
+        ),
+        (  # the smallest set: a subtree read whole covers the reads inside it
+            "v contains 1 if input.review.object.a\nv contains 2 if input.review.object",
+            {"review.object"},
+        ),
+    ],
+)
+def test_prefixes_of_references(rego: str, expected: set[str]) -> None:
+    assert prefixes(rego) == expected
+
+
+@pytest.mark.parametrize(
+    "rego",
+    [
+        "v contains 1 if { x := input; x.review }",  # input handed around whole
+        'v contains 1 if object.get(input, "review", {}).uid == "" with input as {}',
+        "v contains t if t := time.now_ns()",  # answers differ between calls
+        'v contains 1 if http.send({"method": "GET", "url": "https://x"})',
+    ],
+)
+def test_unbounded_reads(rego: str) -> None:
+    assert prefixes(rego) is None
+
+
+def test_imports_of_input_count_as_reads() -> None:
+    engine = regorus.Engine()
+    engine.set_rego_v0(True)
+    engine.add_policy(
+        "t.rego",
+        "package t\nimport input.review.object as o\nv[1] { o.spec.x }\n",
+    )
+    assert input_prefixes(engine.get_ast_as_json()) == {("review", "object")}
+
+
+def library_and_builtins(cache_entries: int) -> PolicySet:
+    catalog = Catalog()
+    objects: list[dict[str, Any]] = catalog.template_objects()
+    names: dict[tuple[str, str], int] = {}
+    for policy in sorted(LIBRARY.iterdir()):
+        objects += [o for o in yaml.safe_load_all((policy / "template.yaml").read_text()) if o]
+        for path in sorted(glob.glob(str(policy / "samples" / "*" / "constraint.yaml"))):
+            for obj in yaml.safe_load_all(Path(path).read_text()):
+                key = (obj["kind"], obj["metadata"]["name"])
+                names[key] = names.get(key, 0) + 1
+                if names[key] > 1:
+                    obj["metadata"]["name"] += f"-{names[key]}"
+                objects.append(obj)
+    for name in ("pod-security-baseline", "pod-security-restricted", "azure-kubernetes-builtins"):
+        objects += catalog.constraint_objects(name)
+    return load_policy_set(objects, cache_entries=cache_entries)
+
+
+def sample_objects() -> list[dict[str, Any]]:
+    out = []
+    for path in sorted(glob.glob(str(LIBRARY / "*" / "samples" / "*" / "example_*.yaml"))):
+        out += [o for o in yaml.safe_load_all(Path(path).read_text()) if isinstance(o, dict)]
+    return out
+
+
+def variants(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The object, a replica of it (other name, uid, creation time), then ones changed where
+    templates look (images, labels, annotations, host settings), then the object again."""
+    replica = copy.deepcopy(obj)
+    meta = replica.setdefault("metadata", {})
+    meta["name"] = str(meta.get("name", "x")) + "-7c9f8"
+    meta["uid"] = "1f0e-replica"
+    meta["creationTimestamp"] = "2026-12-04T07:00:00Z"
+    images = copy.deepcopy(replica)
+    for container in (images.get("spec") or {}).get("containers") or []:
+        if isinstance(container, dict):
+            container["image"] = "docker.io/other/thing:latest"
+            container.pop("resources", None)
+    labels = copy.deepcopy(replica)
+    labels["metadata"]["labels"] = {"other": "x"}
+    labels["metadata"]["annotations"] = {"container.apparmor.security.beta.kubernetes.io/a": "x"}
+    host = copy.deepcopy(replica)
+    if isinstance(host.get("spec"), dict):
+        host["spec"]["hostNetwork"] = True
+        host["spec"]["type"] = "LoadBalancer"
+        for container in host["spec"].get("containers") or []:
+            if isinstance(container, dict):
+                container["securityContext"] = {"privileged": True}
+    return [obj, replica, images, labels, host, copy.deepcopy(obj)]
+
+
+def answers(policy: PolicySet, obj: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    results = policy.review(as_request(obj))
+    return sorted((r.constraint_kind, r.constraint_name, r.msg, r.action) for r in results)
+
+
+def test_sharing_never_changes_an_answer() -> None:
+    """Every library sample and its replicas through the whole set, shared and not."""
+    shared, fresh = library_and_builtins(4096), library_and_builtins(0)
+    compared = 0
+    for obj in sample_objects():
+        for variant in variants(obj):
+            assert answers(shared, variant) == answers(fresh, variant), variant
+            compared += 1
+    assert compared > 400
+    assert shared.cache.hits > 1000  # replicas and repeats shared their evaluations
+    assert fresh.cache.hits == 0
+
+
+def test_a_message_that_names_the_object_is_not_shared() -> None:
+    template = {
+        "apiVersion": "templates.gatekeeper.sh/v1",
+        "kind": "ConstraintTemplate",
+        "metadata": {"name": "named"},
+        "spec": {
+            "crd": {"spec": {"names": {"kind": "Named"}}},
+            "targets": [
+                {
+                    "target": "admission.k8s.gatekeeper.sh",
+                    "rego": (
+                        "package named\n"
+                        'violation[{"msg": msg}] {\n'
+                        "  input.review.object.spec.hostNetwork\n"
+                        '  msg := sprintf("%v uses the host network", '
+                        "[input.review.object.metadata.name])\n"
+                        "}\n"
+                    ),
+                }
+            ],
+        },
+    }
+    constraint = {
+        "apiVersion": "constraints.gatekeeper.sh/v1beta1",
+        "kind": "Named",
+        "metadata": {"name": "named"},
+        "spec": {},
+    }
+    policy = load_policy_set([template, constraint])
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web-1", "namespace": "shop"},
+        "spec": {"hostNetwork": True, "containers": []},
+    }
+    replica = copy.deepcopy(pod)
+    replica["metadata"]["name"] = "web-2"
+    assert [r.msg for r in policy.review(as_request(pod))] == ["web-1 uses the host network"]
+    assert [r.msg for r in policy.review(as_request(replica))] == ["web-2 uses the host network"]
+    assert policy.cache.hits == 0
+
+
+def test_inventory_changes_clear_what_was_shared() -> None:
+    from garrison.admission.inventory import Inventory
+
+    policy = library_and_builtins(4096)
+    obj = sample_objects()[0]
+    answers(policy, obj)
+    answers(policy, obj)
+    hits = policy.cache.hits
+    assert hits > 0 and len(policy.cache) > 0
+    policy.replace_inventory(Inventory([]))
+    answers(policy, obj)  # evaluated again: what was shared went with the old inventory
+    assert policy.cache.hits == hits
