@@ -143,6 +143,7 @@ class PolicySet:
         review_json: list[str] = []  # serialised once, on first use
         # constraints of one template with the same parameters see the same review: one run
         memo: dict[tuple[str, str], list[Violation]] = {}
+        encoded: dict[tuple[Prefix, ...], bytes] = {}  # the review's projections, once each
         for lc in self.constraints:
             action = lc.constraint.action_at(point)
             if action is None:
@@ -154,7 +155,7 @@ class PolicySet:
             key = (lc.constraint.kind, lc.parameters_json if loaded.rego else lc.constraint.name)
             violations = memo.get(key)
             if violations is None:
-                violations = memo[key] = self._evaluate(lc, request, review_json)
+                violations = memo[key] = self._evaluate(lc, request, review_json, encoded)
             for violation in violations:
                 results.append(
                     Result(
@@ -169,7 +170,11 @@ class PolicySet:
         return results
 
     def _evaluate(
-        self, lc: LoadedConstraint, request: Mapping[str, Any], review_json: list[str]
+        self,
+        lc: LoadedConstraint,
+        request: Mapping[str, Any],
+        review_json: list[str],
+        encoded: dict[tuple[Prefix, ...], bytes],
     ) -> list[Violation]:
         loaded = self.templates[lc.constraint.kind]
         started = time.perf_counter()
@@ -178,7 +183,7 @@ class PolicySet:
                 key = None
                 if loaded.keyed_by is not None:
                     key = self.cache.key(
-                        lc.constraint.kind, lc.parameters_json, request, loaded.keyed_by
+                        lc.constraint.kind, lc.parameters_json, request, loaded.keyed_by, encoded
                     )
                     shared = self.cache.get(key)
                     if shared is not None:

@@ -21,7 +21,7 @@ import msgspec
 from garrison.admission.deps import Prefix
 from garrison.admission.rego import Violation
 
-DEFAULT_ENTRIES = 4096
+DEFAULT_ENTRIES = 16384  # ~50 bytes a key and a short list each: a few MiB at most
 _ABSENT = ["absent"]  # encodes differently from any JSON value found at a path
 
 
@@ -66,14 +66,25 @@ class ResultCache:
         self.misses = 0
 
     def key(
-        self, kind: str, parameters_json: str, review: Mapping[str, Any], prefixes: Sequence[Prefix]
+        self,
+        kind: str,
+        parameters_json: str,
+        review: Mapping[str, Any],
+        prefixes: tuple[Prefix, ...],
+        encoded: dict[tuple[Prefix, ...], bytes] | None = None,
     ) -> bytes:
+        """``encoded`` memoises projections within one review (templates share prefix sets)."""
+        part = None if encoded is None else encoded.get(prefixes)
+        if part is None:
+            part = msgspec.json.encode(projection(review, prefixes))
+            if encoded is not None:
+                encoded[prefixes] = part
         digest = hashlib.blake2b(digest_size=16)
         digest.update(kind.encode())
         digest.update(b"\0")
         digest.update(parameters_json.encode())
         digest.update(b"\0")
-        digest.update(msgspec.json.encode(projection(review, prefixes)))
+        digest.update(part)
         return digest.digest()
 
     def get(self, key: bytes) -> list[Violation] | None:
