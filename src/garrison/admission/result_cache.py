@@ -6,7 +6,7 @@ differing only in their generated name, uid and creation time; a template that r
 The key of an evaluation is the template, the constraint's parameters and the JSON of exactly
 the parts of the review the template can read (:func:`garrison.admission.deps.input_prefixes`);
 a template whose reads cannot be bounded, or that reads the whole review, is never cached.
-Bounded LRU; cleared whenever ``data.inventory`` changes; errors are not kept.
+Bounded LRU of short results; cleared whenever ``data.inventory`` changes; errors are not kept.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import msgspec
 from garrison.admission.deps import Prefix
 from garrison.admission.rego import Violation
 
-DEFAULT_ENTRIES = 16384  # ~50 bytes a key and a short list each: a few MiB at most
+DEFAULT_ENTRIES = 16384
+MAX_VIOLATIONS_KEPT = 64  # a result longer than this is not kept: memory stays a few MiB
 _ABSENT = ["absent"]  # encodes differently from any JSON value found at a path
 
 
@@ -97,7 +98,11 @@ class ResultCache:
         return found
 
     def put(self, key: bytes, violations: list[Violation]) -> None:
-        if self.entries <= 0 or any(v.error for v in violations):
+        if (
+            self.entries <= 0
+            or len(violations) > MAX_VIOLATIONS_KEPT
+            or any(v.error for v in violations)
+        ):
             return
         self._items[key] = violations
         self._items.move_to_end(key)
