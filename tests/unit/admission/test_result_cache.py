@@ -211,3 +211,21 @@ def test_inventory_changes_clear_what_was_shared() -> None:
     policy.replace_inventory(Inventory([]))
     answers(policy, obj)  # evaluated again: what was shared went with the old inventory
     assert policy.cache.hits == hits
+
+
+def test_the_cache_is_bounded_and_keeps_no_errors() -> None:
+    from garrison.admission.rego import Violation
+    from garrison.admission.result_cache import MAX_VIOLATIONS_KEPT, ResultCache
+
+    cache = ResultCache(entries=3)
+    keys = [cache.key("K", "{}", {"object": {"n": i}}, (("object",),)) for i in range(5)]
+    assert len(set(keys)) == 5
+    for key in keys:
+        cache.put(key, [Violation(msg="m")])
+    assert len(cache) == 3 and cache.get(keys[0]) is None and cache.get(keys[4]) is not None
+    cache.put(keys[0], [Violation(msg="boom", error=True)])
+    cache.put(keys[1], [Violation(msg=str(i)) for i in range(MAX_VIOLATIONS_KEPT + 1)])
+    assert cache.get(keys[0]) is None and cache.get(keys[1]) is None
+    absent = cache.key("K", "{}", {}, (("object",),))
+    null = cache.key("K", "{}", {"object": None}, (("object",),))
+    assert absent != null  # a missing field and a null one are told apart
