@@ -189,7 +189,9 @@ class WorkerClient:
             self._restarting = asyncio.create_task(self._restart_and_release())
             raise
         except BaseException:
-            self._lock.release()
+            # cancelled mid-exchange (the client went away): the answer may still arrive and
+            # would be read as the next review's, so this worker is replaced too
+            self._abandon()
             raise
         self._lock.release()
         if "error" in answer:
@@ -218,6 +220,12 @@ class WorkerClient:
         if not isinstance(answer, Mapping):
             raise WorkerError("worker answered something that is not a map")
         return answer
+
+    def _abandon(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            process.kill()
+        self._restarting = asyncio.create_task(self._restart_and_release())
 
     async def ready(self) -> None:
         """Return once a restart behind a failed review (if any) has finished."""
@@ -306,14 +314,16 @@ class WorkerPool:
         except TimeoutError:
             self._waiting_timeouts += 1
             raise WorkerBusy(f"waited {timeout:.3f} s for an evaluator (overloaded)") from None
-        failed = False
+        healthy = False
         try:
-            return await worker.review(request, point, max(0.001, end - loop.time()))
-        except WorkerError as exc:
-            failed = not isinstance(exc, WorkerBusy)
+            results = await worker.review(request, point, max(0.001, end - loop.time()))
+            healthy = True
+            return results
+        except WorkerBusy:
+            healthy = True  # it only waited
             raise
         finally:
-            if failed:  # it is restarting: back in the pool once its replacement is up
+            if not healthy:  # it may be restarting: back in the pool once it is up
                 task = asyncio.create_task(self._rejoin(worker))
                 self._rejoining.add(task)
                 task.add_done_callback(self._rejoining.discard)
