@@ -68,3 +68,35 @@ def test_pod_identity_from_the_node_pod_watch(tmp_path: Path) -> None:
         "deployment/api",
     )
     assert event.pod_labels["app"] == "api" and event.container_name == "main"
+
+
+def test_events_follow_the_process_tree_as_it_changes() -> None:
+    """The process part of events is reused per process image, never past a change."""
+    from garrison.sensor.wire import EVENT_OPEN, FileEvent
+
+    tree = ProcessTree()
+    tree.fork(10, 1, "sshd", 0.0)
+    tree.exec(10, 1, "sshd", "/usr/sbin/sshd", ("sshd",), sid=10)  # the session leader
+    tree.fork(20, 10, "bash", 0.0)
+    tree.exec(20, 10, "bash", "/bin/bash", ("bash", "-l"), sid=10)  # the parent
+    tree.fork(30, 20, "bash", 0.0)
+    tree.exec(30, 20, "less", "/bin/less", ("less", "/etc/shadow"), sid=10)
+    ctx = Decoding(0.0, None, tree)
+
+    def opened() -> tuple[str, list[str], list[str], list[str], str]:
+        raw = FileEvent(type=EVENT_OPEN, pid=30, tid=30, ppid=20, time_ns=1)
+        raw.path = b"/etc/shadow"
+        event = DECODERS[EVENT_OPEN](bytes(raw), ctx)
+        assert event is not None and event.path == "/etc/shadow"
+        return event.exe, event.args, event.ancestry, event.parent_args, event.session_leader
+
+    first = opened()
+    assert first == ("/bin/less", ["less", "/etc/shadow"], ["bash", "sshd"], ["bash", "-l"], "sshd")
+    again = opened()
+    assert again == first and again[1] is not first[1]  # each event its own lists
+    tree.exec(30, 20, "cat", "/bin/cat", ("cat", "/etc/shadow"), sid=10)  # the process execs
+    assert opened()[:2] == ("/bin/cat", ["cat", "/etc/shadow"])
+    tree.exec(20, 10, "zsh", "/bin/zsh", ("zsh",), sid=10)  # the parent execs
+    assert opened()[2:4] == (["zsh", "sshd"], ["zsh"])
+    tree.exec(10, 1, "dropbear", "/usr/sbin/dropbear", ("dropbear",), sid=10)  # the leader
+    assert opened()[4] == "dropbear"
