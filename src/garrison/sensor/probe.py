@@ -8,11 +8,9 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-
-import msgspec
 
 from garrison.events.errors import GarrisonError
 from garrison.events.runtime import RuntimeEvent
@@ -182,39 +180,16 @@ class Decoding:
     containers: ContainerMetadata | None = None
     pods: PodLookup | None = None  # this node's pods from the Kubernetes API, when watched
     seq: int = 0
-    # per pid: (node, parent node, session leader node, ppid, the event's process part)
-    _shapes: dict[int, tuple[Node | None, Node | None, Node | None, int, RuntimeEvent]] = field(
-        default_factory=dict, repr=False
-    )
 
     def event(self, raw: Any, kind: str, **fields: Any) -> RuntimeEvent:
         """A RuntimeEvent with the fields every wire struct carries, plus ``fields``.
 
         The process's image (exe, argv, terminal, ...) and its ancestors come from the
-        process tree; container identity from the runtime's state. What the tree gives is
-        built once per process image and copied for each of its events: tree nodes are
-        immutable, so the copy is used only while the process's, its parent's and its session
-        leader's nodes are the very ones it was built from.
+        process tree; container identity from the runtime's state.
         """
         self.seq += 1
-        tree = self.tree
-        node = tree.get(raw.pid)
-        parent = tree.get(raw.ppid)
-        sid = node.sid if node is not None else 0
-        leader = tree.get(sid) if sid else None
-        shape = self._shapes.get(raw.pid)
-        if (
-            shape is None
-            or shape[0] is not node
-            or shape[1] is not parent
-            or shape[2] is not leader
-            or shape[3] != raw.ppid
-        ):
-            shape = (node, parent, leader, raw.ppid, self._process_part(raw, node, leader))
-            if len(self._shapes) >= MAX_SHAPES:
-                self._shapes.clear()
-            self._shapes[raw.pid] = shape
-        base = shape[4]
+        node = self.tree.get(raw.pid) or _UNKNOWN_PROCESS
+        lineage = self.tree.lineage(raw.ppid)
         container_id = _container(raw.pid, raw.cgroup_id, self.cgroups)
         info = None
         if self.containers is not None:
@@ -222,23 +197,31 @@ class Decoding:
         if info is None:
             info = _NO_CONTAINER
         pod = self.pods.lookup(container_id) if self.pods is not None else None
-        return msgspec.structs.replace(
-            base,
+        return RuntimeEvent(
             type=kind,
             time=raw.time_ns / 1e9 + self.offset,
             seq=self.seq,
+            pid=raw.pid,
             tid=getattr(raw, "tid", raw.pid),
+            ppid=raw.ppid,
             uid=getattr(raw, "uid", -1),
             gid=getattr(raw, "gid", -1),
             comm=raw.comm.decode("utf-8", "replace"),
-            # each event its own lists: consumers may keep or change them
-            args=list(base.args),
-            ancestry=list(base.ancestry),
-            ancestry_exe=list(base.ancestry_exe),
-            parent_args=list(base.parent_args),
+            exe=node.exe,
+            args=list(node.args),
             container_id=container_id,
+            ancestry=lineage.names,
+            ancestry_exe=lineage.exes,
+            parent_args=lineage.parent_args,
+            process_start=node.start,
+            tty=node.tty,
+            loginuid=node.loginuid,
+            sid=node.sid,
+            session_leader=self._session_leader(node.sid),
             cgroup_id=raw.cgroup_id,
             cap_effective=getattr(raw, "cap_effective", 0),
+            exe_upper_layer=node.exe_upper_layer,
+            exe_from_memfd=node.exe_from_memfd,
             syscall=fields.pop("syscall", None) or EVENT_SYSCALLS.get(kind, ""),
             container_name=pod.container if pod is not None else info.name,
             image=pod.image if pod is not None else info.image,
@@ -250,37 +233,12 @@ class Decoding:
             **fields,
         )
 
-    def _process_part(self, raw: Any, node: Node | None, leader: Node | None) -> RuntimeEvent:
-        """The fields an event takes from the process tree (the rest are filled per event)."""
-        node = node or _UNKNOWN_PROCESS
-        lineage = self.tree.lineage(raw.ppid)
-        return RuntimeEvent(
-            type="",
-            time=0.0,
-            pid=raw.pid,
-            tid=raw.pid,
-            ppid=raw.ppid,
-            uid=-1,
-            gid=-1,
-            comm="",
-            exe=node.exe,
-            args=list(node.args),
-            container_id="",
-            ancestry=lineage.names,
-            ancestry_exe=lineage.exes,
-            parent_args=lineage.parent_args,
-            process_start=node.start,
-            tty=node.tty,
-            loginuid=node.loginuid,
-            sid=node.sid,
-            session_leader=leader.comm if leader is not None else "",
-            exe_upper_layer=node.exe_upper_layer,
-            exe_from_memfd=node.exe_from_memfd,
-        )
+    def _session_leader(self, sid: int) -> str:
+        leader = self.tree.get(sid) if sid else None
+        return leader.comm if leader is not None else ""
 
 
 _UNKNOWN_PROCESS = Node(ppid=0, comm="")
-MAX_SHAPES = 8192  # processes whose event part is kept (cleared whole when full)
 _NO_CONTAINER = ContainerInfo(id="")
 
 
