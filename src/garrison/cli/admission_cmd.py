@@ -21,6 +21,7 @@ from garrison.admission.audit import AuditSweep, KubeSource, MemorySource, Objec
 from garrison.admission.evaluate import load_policy_set
 from garrison.admission.files import read_objects
 from garrison.admission.inventory import Inventory
+from garrison.admission.rbac import rbac_manifests
 from garrison.admission.result_cache import DEFAULT_ENTRIES
 from garrison.admission.sources import PolicySources, parse_effects
 from garrison.admission.sync import kinds_to_sync, list_inventory, parse_sync
@@ -116,6 +117,20 @@ def register(commands: Any, name: str) -> None:
     config.add_argument("--failure-policy", choices=("Ignore", "Fail"), default="Ignore")
     config.add_argument("--mutating", action="store_true", help="also the mutating webhook")
     config.set_defaults(run=run_webhook_config)
+    rbac = sub.add_parser(
+        "rbac", help="print the least-privilege ServiceAccount, ClusterRole and binding (YAML)"
+    )
+    add_policy_arguments(rbac)
+    rbac.add_argument(
+        "--sync",
+        action="append",
+        default=[],
+        metavar="GROUP/KIND",
+        help="a kind the webhook will replicate into data.inventory (as serve --sync)",
+    )
+    rbac.add_argument("--namespace", default="garrison")
+    rbac.add_argument("--service-account", default="garrison-admission")
+    rbac.set_defaults(run=run_rbac)
 
 
 def add_kube_arguments(parser: argparse.ArgumentParser) -> None:
@@ -300,6 +315,24 @@ def _sweep(
         file=sys.stderr,
     )
     return 1 if report.errors else 0
+
+
+def run_rbac(args: argparse.Namespace) -> int:
+    """Read access to exactly what the audit sweep and the inventory sync will list."""
+    sources = sources_from(args)
+    try:
+        puller = puller_from(args)
+        if puller is not None:
+            sources.assignment = puller.current
+        bundle = sources.load()
+        policy = load_policy_set(bundle.objects, args.engine, cache_entries=0)
+        kinds = policy.kinds() | kinds_to_sync(bundle.objects) | parse_sync(args.sync)
+    except (GarrisonError, OSError) as exc:
+        print(f"garrison admission rbac: {exc}", file=sys.stderr)
+        return 2
+    text = rbac_manifests(kinds, namespace=args.namespace, service_account=args.service_account)
+    sys.stdout.write(text)
+    return 0
 
 
 def run_webhook_config(args: argparse.Namespace) -> int:
