@@ -23,7 +23,7 @@ from garrison.admission.files import read_objects
 from garrison.admission.inventory import Inventory
 from garrison.admission.rbac import rbac_manifests
 from garrison.admission.result_cache import DEFAULT_ENTRIES
-from garrison.admission.sources import PolicySources, parse_effects
+from garrison.admission.sources import Bundle, PolicySources, parse_effects
 from garrison.admission.sync import kinds_to_sync, list_inventory, parse_sync
 from garrison.admission.webhook import (
     DEFAULT_MAX_BODY,
@@ -203,6 +203,18 @@ def sources_from(args: argparse.Namespace) -> PolicySources:
     )
 
 
+def load_sources(
+    args: argparse.Namespace,
+) -> tuple[PolicySources, AssignmentPuller | None, Bundle]:
+    """The policy sources the flags name, the backend puller (first pull done) and what they
+    load now; raises GarrisonError when any of it fails."""
+    sources = sources_from(args)
+    puller = puller_from(args)
+    if puller is not None:
+        sources.assignment = puller.current
+    return sources, puller, sources.load()
+
+
 def puller_from(args: argparse.Namespace) -> AssignmentPuller | None:
     """The backend puller, when an assignment URL is given; its first pull must succeed."""
     if not args.assignment_url:
@@ -230,10 +242,7 @@ def _audit_source(args: argparse.Namespace) -> ObjectSource:
 def run_audit(args: argparse.Namespace) -> int:
     outbox: Outbox | None = None
     try:
-        sources = sources_from(args)
-        puller = puller_from(args)
-        sources.assignment = puller.current if puller else None
-        bundle = sources.load()
+        sources, puller, bundle = load_sources(args)
         source = _audit_source(args)
         if args.outbox is not None:
             outbox = Outbox(args.outbox)
@@ -319,12 +328,8 @@ def _sweep(
 
 def run_rbac(args: argparse.Namespace) -> int:
     """Read access to exactly what the audit sweep and the inventory sync will list."""
-    sources = sources_from(args)
     try:
-        puller = puller_from(args)
-        if puller is not None:
-            sources.assignment = puller.current
-        bundle = sources.load()
+        _, _, bundle = load_sources(args)
         policy = load_policy_set(bundle.objects, args.engine, cache_entries=0)
         kinds = policy.kinds() | kinds_to_sync(bundle.objects) | parse_sync(args.sync)
     except (GarrisonError, OSError) as exc:
@@ -360,12 +365,8 @@ def run_serve(args: argparse.Namespace) -> int:
     if not 0 <= args.result_cache <= 1_000_000:
         print("garrison admission: --result-cache must be 0 to 1000000", file=sys.stderr)
         return 2
-    sources = sources_from(args)
     try:
-        puller = puller_from(args)
-        if puller is not None:
-            sources.assignment = puller.current
-        bundle = sources.load()
+        sources, puller, bundle = load_sources(args)
         certificate = ReloadingCertificate(args.tls_cert, args.tls_key, args.reload_interval)
     except GarrisonError as exc:
         print(f"garrison admission: {exc}", file=sys.stderr)
