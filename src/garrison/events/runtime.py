@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import msgspec
 
+HOST_CONTAINER = "host"  # container_id of a process outside any container
+# container_id of an event read after its container's cgroup was removed, whose pid already
+# belongs to another process: which container it came from cannot be known
+UNKNOWN_CONTAINER = "unknown"
+NOT_A_CONTAINER = frozenset({HOST_CONTAINER, UNKNOWN_CONTAINER})
+
 
 class RuntimeEvent(msgspec.Struct, kw_only=True):
-    """One kernel event, attributed. ``container_id`` is ``host`` outside containers."""
+    """One kernel event, attributed. ``container_id`` is ``host`` outside containers and
+    ``unknown`` where a late event's container could no longer be told."""
 
     type: str
     time: float

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from garrison.events.runtime import RuntimeEvent
+from garrison.events.runtime import NOT_A_CONTAINER, RuntimeEvent
 from garrison.runtime.alerts import workload_of
 
 Key = tuple[str, str, str]
@@ -47,7 +47,7 @@ class ProcessBaselines:
 
     @staticmethod
     def key_of(event: RuntimeEvent) -> Key | None:
-        if event.container_id == "host":
+        if event.container_id in NOT_A_CONTAINER:
             return None
         name = event.container_name or event.container_id
         if event.namespace:

@@ -7,7 +7,9 @@ import re
 import time
 from pathlib import Path
 
-HOST = "host"
+from garrison.events.runtime import HOST_CONTAINER as HOST
+from garrison.events.runtime import UNKNOWN_CONTAINER as UNKNOWN
+
 _PATTERNS = (
     re.compile(r"cri-containerd-([0-9a-f]{64})\.scope"),
     re.compile(r"crio-([0-9a-f]{64})\.scope"),
@@ -125,3 +127,24 @@ class CgroupResolver:
             self._containers.clear()
         self._containers[cgroup_id] = found
         return found
+
+    def container_of_process(self, pid: int, cgroup_id: int, proc: Path = Path("/proc")) -> str:
+        """The container of ``pid`` when the kernel's cgroup id is not (or no longer) indexed.
+
+        ``/proc/<pid>`` is believed only while it is in that very cgroup: once the process has
+        exited, its pid may belong to a process of another container (pids wrap quickly on a
+        busy node), and an event read late would be blamed on it.
+        """
+        try:
+            text = (proc / str(pid) / "cgroup").read_text()
+        except OSError:
+            return UNKNOWN
+        for line in text.splitlines():
+            if line.startswith("0::"):
+                relative = line[3:].strip().lstrip("/")
+                try:
+                    same = os.stat(self.root / relative).st_ino == cgroup_id
+                except OSError:
+                    same = False
+                return container_of_cgroup(text) if same else UNKNOWN
+        return UNKNOWN

@@ -15,6 +15,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from garrison.events.runtime import NOT_A_CONTAINER
+
 # where runc keeps state: plain runc, containerd (k8s.io and default namespaces), Docker
 DEFAULT_STATE_ROOTS = (
     Path("/run/runc"),
@@ -90,7 +92,7 @@ class ContainerMetadata:
         self._missed: dict[str, float] = {}
 
     def lookup(self, container_id: str) -> ContainerInfo | None:
-        if container_id == "host" or not container_id:
+        if container_id in NOT_A_CONTAINER or not container_id:
             return None
         found = self._known.get(container_id)
         if found is not None:

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
-from garrison.events.runtime import RuntimeEvent
+from garrison.events.runtime import NOT_A_CONTAINER, RuntimeEvent
 from garrison.runtime.drift import DriftPolicy, Scope
 
 
@@ -40,7 +40,7 @@ class DriftEnforcer:
         probe.allow_drift(policy.allowed_executables())
 
     def observe(self, event: RuntimeEvent) -> None:
-        if event.container_id == "host" or not event.cgroup_id:
+        if event.container_id in NOT_A_CONTAINER or not event.cgroup_id:
             return
         if self.policy.reloads != self._reloads:
             self._reloads = self.policy.reloads

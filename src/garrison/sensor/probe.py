@@ -162,8 +162,10 @@ def boot_offset() -> float:
 
 
 def _container(pid: int, cgroup_id: int, cgroups: CgroupResolver | None) -> str:
-    found = cgroups.container(cgroup_id) if cgroups is not None else None
-    return found if found is not None else container_of(pid)
+    if cgroups is None:
+        return container_of(pid)
+    found = cgroups.container(cgroup_id)
+    return found if found is not None else cgroups.container_of_process(pid, cgroup_id)
 
 
 class PodLookup(Protocol):

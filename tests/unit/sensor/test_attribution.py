@@ -74,3 +74,24 @@ def test_watched_prefix_keys_fit_the_kernel_buffer() -> None:
     long = "/" + "x" * 200
     key = path_key(long)
     assert key.prefixlen == (PREFIX_LEN - 1) * 8 and key.path == long[: PREFIX_LEN - 1].encode()
+
+
+def test_a_late_event_is_never_blamed_on_the_process_that_reused_its_pid(tmp_path: Path) -> None:
+    """The cgroup of an exited container is gone; /proc/<pid> now shows another process."""
+    import os
+
+    from garrison.sensor.attribution import UNKNOWN, CgroupResolver
+
+    cgroups, proc = tmp_path / "cgroup", tmp_path / "proc"
+    other = cgroups / "g-benign-web-server"
+    other.mkdir(parents=True)
+    (proc / "4242").mkdir(parents=True)
+    (proc / "4242" / "cgroup").write_text("0::/g-benign-web-server\n")  # the pid's new owner
+    resolver = CgroupResolver(cgroups, rescan_seconds=60)
+    gone = 987654321  # the cgroup id the event carries: a directory removed since
+    assert resolver.container(gone) is None
+    assert resolver.container_of_process(4242, gone, proc) == UNKNOWN
+    # while the process still lives in the event's cgroup, /proc/<pid> is believed
+    live = os.stat(other).st_ino
+    assert resolver.container_of_process(4242, live, proc) == "g-benign-web-server"
+    assert resolver.container_of_process(999, live, proc) == UNKNOWN  # no such process
