@@ -19,9 +19,10 @@ from typing import Any
 
 from garrison.admission.model import ADMISSION_TARGET, PolicyError
 from garrison.content import policy_catalog_file
+from garrison.events.policy import EFFECTS
 from garrison.yaml12 import load_all
 
-EFFECTS = {"deny": "deny", "warn": "warn", "audit": "dryrun"}
+ACTIONS = {"deny": "deny", "warn": "warn", "audit": "dryrun"}  # effect -> enforcementAction
 INITIATIVE_LABEL = "garrison.dev/initiative"
 
 
@@ -96,13 +97,12 @@ class Catalog:
             effect = effects.get(short, str(item.get("effect") or entry.get("effect") or "deny"))
             if effect == "disabled":
                 continue
-            if effect not in EFFECTS:
+            if effect not in ACTIONS:
                 raise PolicyError(
-                    f"{initiative}/{short}: effect {effect!r} is not one of "
-                    f"{[*EFFECTS, 'disabled']}"
+                    f"{initiative}/{short}: effect {effect!r} is not one of {list(EFFECTS)}"
                 )
             spec: dict[str, Any] = {
-                "enforcementAction": EFFECTS[effect],
+                "enforcementAction": ACTIONS[effect],
                 "match": {
                     "kinds": list(item.get("kinds") or entry.get("kinds") or []),
                     "excludedNamespaces": excluded,

@@ -6,6 +6,9 @@ from typing import Any
 
 import msgspec
 
+# what an initiative's constraint can be set to; ``audit`` is Gatekeeper's ``dryrun``
+EFFECTS = ("deny", "warn", "audit", "disabled")
+
 
 class PolicyAssignment(msgspec.Struct, kw_only=True, omit_defaults=True):
     """What a cluster's admission deployment enforces, as set centrally.

@@ -20,7 +20,7 @@ from aiohttp import web
 from garrison.events.alert import Alert, AlertStatus, Severity
 from garrison.events.envelope import RECORD_KINDS, SCHEMA_VERSION, Envelope, EnvelopeBatch
 from garrison.events.finding import Finding
-from garrison.events.policy import PolicyAssignment
+from garrison.events.policy import EFFECTS, PolicyAssignment
 from garrison.metrics import IngestMetrics, render
 from garrison.server.openapi import openapi_document
 from garrison.server.store.base import AlertQuery, ClusterRecord, Store, StoredEvent, StoreError
@@ -312,13 +312,18 @@ class ServerAPI:
         return web.json_response({"id": record.id, "name": record.name, "token": token}, status=201)
 
     # -- central policy assignment ----------------------------------------------------------
-    async def put_policy(self, request: web.Request) -> web.Response:
+    async def _admin_cluster(self, request: web.Request) -> ClusterRecord | web.Response:
+        """The cluster named in the path, for an admin caller; else the error answer."""
         denied = await self._admin(request)
         if denied is not None:
             return denied
         cluster = await asyncio.to_thread(self.store.cluster_by_name, request.match_info["name"])
-        if cluster is None:
-            return _error(404, "no such cluster")
+        return cluster if cluster is not None else _error(404, "no such cluster")
+
+    async def put_policy(self, request: web.Request) -> web.Response:
+        cluster = await self._admin_cluster(request)
+        if isinstance(cluster, web.Response):
+            return cluster
         try:
             assignment = _assignment_decoder.decode(await request.read())
         except web.HTTPRequestEntityTooLarge:
@@ -335,12 +340,9 @@ class ServerAPI:
         return web.json_response({"cluster": cluster.name, "version": version})
 
     async def get_cluster_policy(self, request: web.Request) -> web.Response:
-        denied = await self._admin(request)
-        if denied is not None:
-            return denied
-        cluster = await asyncio.to_thread(self.store.cluster_by_name, request.match_info["name"])
-        if cluster is None:
-            return _error(404, "no such cluster")
+        cluster = await self._admin_cluster(request)
+        if isinstance(cluster, web.Response):
+            return cluster
         return await self._policy_answer(request, cluster)
 
     async def get_own_policy(self, request: web.Request) -> web.Response:
@@ -367,13 +369,10 @@ class ServerAPI:
         )
 
 
-_EFFECTS = frozenset({"deny", "warn", "audit", "disabled"})
-
-
 def _check_assignment(assignment: PolicyAssignment) -> str | None:
     for key, effect in assignment.effects.items():
-        if "/" not in key or effect not in _EFFECTS:
-            return f"effects: {key!r}: {effect!r} must be INITIATIVE/CONSTRAINT: {sorted(_EFFECTS)}"
+        if "/" not in key or effect not in EFFECTS:
+            return f"effects: {key!r}: {effect!r} must be INITIATIVE/CONSTRAINT: {list(EFFECTS)}"
     for i, obj in enumerate(assignment.objects):
         if not isinstance(obj.get("kind"), str) or not isinstance(obj.get("apiVersion"), str):
             return f"objects[{i}] needs apiVersion and kind"
