@@ -37,7 +37,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-from bench.receiver import free_port, percentile
+from bench.open_loop import at_rate, free_port, percentile
 from bench.servers import baseline_server
 from garrison.tls import client_context, ensure_ca, issue_certificate
 
@@ -207,15 +207,7 @@ async def drive(
         latencies.clear()
         if unjudged is not None:
             unjudged.clear()
-        start = time.perf_counter() + 0.2
-        tasks = []
-        for i, body in enumerate(bodies):
-            scheduled = start + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(body, scheduled)))
-        await asyncio.gather(*tasks)
+        await at_rate(bodies, rate, one)
     return latencies
 
 

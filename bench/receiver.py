@@ -9,7 +9,6 @@ HTTPS server that only reads the body. Target (issue 2): p99 <= 50 ms.
 from __future__ import annotations
 
 import asyncio
-import socket
 import statistics
 import tempfile
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.open_loop import at_rate, free_port, percentile
 from bench.servers import baseline_server, garrison_up
 from bench.workload import audit_stream
 from garrison.tls import client_context
@@ -48,27 +48,8 @@ async def drive(url: str, token: str, ca: Path, bodies: list[bytes]) -> list[flo
                     raise RuntimeError(f"{url} answered {response.status}")
             latencies.append(time.perf_counter() - scheduled)
 
-        start = time.perf_counter() + 0.2
-        tasks = []
-        for i, body in enumerate(bodies):
-            scheduled = start + i / RATE
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(body, scheduled)))
-        await asyncio.gather(*tasks)
+        await at_rate(bodies, RATE, one)
     return latencies
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main() -> dict[str, float]:
