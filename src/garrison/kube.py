@@ -41,6 +41,18 @@ class KubeConfig:
         token = token_file.read_text().strip()
         return cls(f"https://{host}:{port}", token, SERVICE_ACCOUNT / "ca.crt")
 
+    @classmethod
+    def from_files(cls, url: str, token_file: Path | None, ca: Path | None) -> KubeConfig:
+        """An API server given on the command line: its URL, a token file (none: no token)
+        and the CA file; a token file that cannot be read is a KubeError."""
+        token = ""
+        if token_file is not None:
+            try:
+                token = token_file.read_text().strip()
+            except OSError as exc:
+                raise KubeError(f"cannot read the API token {token_file}: {exc.strerror}") from None
+        return cls(url, token, ca)
+
     def connection(self, timeout: float) -> http.client.HTTPSConnection:
         parts = urlsplit(self.url)
         if parts.scheme != "https":

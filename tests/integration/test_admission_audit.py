@@ -353,3 +353,27 @@ def test_webhook_syncs_the_kinds_templates_declare(
         while not answer()["allowed"]:
             assert time.monotonic() < deadline, "inventory never refreshed"
             time.sleep(0.2)
+
+
+def test_an_unreadable_token_file_is_one_clear_line(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-token"
+    result = subprocess.run(
+        [
+            *GARRISON,
+            "admission",
+            "audit",
+            "--initiative",
+            "pod-security-baseline",
+            "--api-server",
+            "https://127.0.0.1:1",
+            "--token-file",
+            str(missing),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"cannot read the API token {missing}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -144,11 +144,7 @@ def kube_config(args: argparse.Namespace) -> KubeConfig | None:
     if args.api_server:
         if args.token_file is None:
             raise GarrisonError("--api-server needs --token-file")
-        try:
-            token = args.token_file.read_text().strip()
-        except OSError as exc:
-            raise GarrisonError(f"cannot read the API token: {exc.strerror}") from None
-        return KubeConfig(args.api_server, token, args.ca)
+        return KubeConfig.from_files(args.api_server, args.token_file, args.ca)
     return KubeConfig.in_cluster()
 
 

@@ -133,9 +133,10 @@ def _pod_watcher(args: argparse.Namespace) -> PodWatcher | None:
     if args.no_kube:
         return None
     if args.kube_url:
-        token = Path(args.kube_token_file).read_text().strip() if args.kube_token_file else ""
-        config: KubeConfig | None = KubeConfig(
-            args.kube_url, token, Path(args.kube_ca) if args.kube_ca else None
+        config: KubeConfig | None = KubeConfig.from_files(
+            args.kube_url,
+            Path(args.kube_token_file) if args.kube_token_file else None,
+            Path(args.kube_ca) if args.kube_ca else None,
         )
     else:
         config = KubeConfig.in_cluster()
