@@ -189,8 +189,9 @@ class WorkerClient:
             self._restarting = asyncio.create_task(self._restart_and_release())
             raise
         except BaseException:
-            # cancelled mid-exchange (the client went away): the answer may still arrive and
-            # would be read as the next review's, so this worker is replaced too
+            # cancelled mid-exchange (a caller's own timeout, shutdown; aiohttp does not cancel
+            # handlers when a client goes away): the answer may still arrive and would be read
+            # as the next review's, so this worker is replaced too
             self._abandon()
             raise
         self._lock.release()
