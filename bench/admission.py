@@ -367,10 +367,36 @@ def audit() -> dict[str, float]:
     return {"audit_cpu_s": figures["cpu"], "audit_rss_mib": figures["rss"]}
 
 
+def evaluation_cost(count: int = 400) -> dict[str, float]:
+    """In-process cost of one review on the rollout reviews, shared evaluations on and off."""
+    from garrison.admission.builtins import Catalog
+    from garrison.admission.evaluate import load_policy_set
+
+    catalog = Catalog()
+    objects = catalog.template_objects() + library_policies()
+    for name in INITIATIVES:
+        objects += catalog.constraint_objects(name)
+    requests = [json.loads(body)["request"] for body in review_bodies(count)]
+    cost: dict[int, float] = {}
+    for entries in (0, 16384):  # 0 (every review evaluated in full) is the baseline
+        policy = load_policy_set(objects, cache_entries=entries)
+        started = time.process_time()
+        for request in requests:
+            policy.review(request)
+        cost[entries] = (time.process_time() - started) / count
+    print(
+        f"  evaluation per review (worker side, {count} rollout reviews): "
+        f"{cost[16384] * 1000:.2f} ms shared, {cost[0] * 1000:.2f} ms unshared "
+        f"(baseline); ratio {cost[16384] / cost[0]:.2f}"
+    )
+    return {"review_ms_shared": cost[16384] * 1000, "review_ms_unshared": cost[0] * 1000}
+
+
 def main() -> dict[str, float]:
     print(f"admission webhook: open loop over {CONNECTIONS} connections, HTTPS, Pod + Deployment")
     with tempfile.TemporaryDirectory() as tmp:
         figures = webhook(Path(tmp))
+    figures.update(evaluation_cost())
     figures.update(audit())
     return figures
 
