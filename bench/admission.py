@@ -384,6 +384,12 @@ def evaluation_cost(count: int = 400) -> dict[str, float]:
         for request in requests:
             policy.review(request)
         cost[entries] = (time.process_time() - started) / count
+        if entries == 0:
+            costliest = sorted(policy.templates.values(), key=lambda t: -t.seconds)[:5]
+            print(
+                "  costliest templates, unshared (ms a review): "
+                + ", ".join(f"{t.template.kind} {t.seconds / count * 1000:.2f}" for t in costliest)
+            )
     print(
         f"  evaluation per review (worker side, {count} rollout reviews): "
         f"{cost[16384] * 1000:.2f} ms shared, {cost[0] * 1000:.2f} ms unshared "
