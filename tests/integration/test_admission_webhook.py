@@ -460,3 +460,11 @@ def test_worker_count_is_checked(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 2 and "--workers must be 1 to 64" in result.stderr
+
+
+def test_result_cache_size_is_checked() -> None:
+    args = ["admission", "serve", "--tls-cert", "x", "--tls-key", "y", "--result-cache", "-1"]
+    result = subprocess.run(
+        [*GARRISON, *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2 and "--result-cache must be 0 to 1000000" in result.stderr
