@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from garrison.admission.cel import CelProgram
-from garrison.admission.deps import Prefix, input_prefixes
+from garrison.admission.input_reads import Prefix, input_prefixes
 from garrison.admission.inventory import Inventory
 from garrison.admission.match import matches
 from garrison.admission.model import (

@@ -4,8 +4,8 @@ Pods a ReplicaSet creates reach the validating webhook with the same spec, label
 differing only in their generated name, uid and creation time; a template that reads only
 ``review.object.spec`` (as most container checks do) gives every one of them the same answer.
 The key of an evaluation is the template, the constraint's parameters and the JSON of exactly
-the parts of the review the template can read (:func:`garrison.admission.deps.input_prefixes`);
-a template whose reads cannot be bounded, or that reads the whole review, is never cached.
+the parts of the review the template can read (:mod:`garrison.admission.input_reads`); a
+template whose reads cannot be bounded, or that reads the whole review, is never cached.
 Bounded LRU of short results; cleared whenever ``data.inventory`` changes; errors are not kept.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from garrison.admission.deps import Prefix
+from garrison.admission.input_reads import Prefix
 from garrison.admission.rego import Violation
 
 DEFAULT_ENTRIES = 16384

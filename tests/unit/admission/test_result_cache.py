@@ -12,8 +12,8 @@ import regorus
 import yaml
 
 from garrison.admission.builtins import Catalog
-from garrison.admission.deps import input_prefixes
 from garrison.admission.evaluate import PolicySet, load_policy_set
+from garrison.admission.input_reads import input_prefixes
 from garrison.admission.review import as_request
 from tests.conftest import corpus
 
