@@ -68,7 +68,9 @@ static __always_inline struct garrison_net_event *reserve(__u32 type)
 }
 
 /* sockets connected outward (by struct sock address): a dup of one onto stdio is a client
- * handing its terminal to the network, while a server's accepted socket is not here */
+ * handing its terminal to the network, while a server's accepted socket is not here. A TCP
+ * socket leaves the map when it closes (handle_sock_state): its memory is reused for later
+ * sockets, and a server's accepted socket at a stale address read as a client's */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -177,6 +179,22 @@ int handle_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	}
 	bpf_map_delete_elem(&pending_connects, &tid);
 	bpf_ringbuf_submit(event, 0);
+	return 0;
+}
+
+/* TCP state changes: a socket that closes, or a server's accepted child becoming established,
+ * is not (or no longer) an outbound client socket */
+SEC("tp/sock/inet_sock_set_state")
+int handle_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	__u64 key;
+
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	if (ctx->newstate != TCP_CLOSE && ctx->oldstate != TCP_SYN_RECV)
+		return 0;
+	key = (__u64)ctx->skaddr;
+	bpf_map_delete_elem(&outbound_socks, &key);
 	return 0;
 }
 

@@ -184,7 +184,7 @@ def test_benign_workloads_raise_nothing(
     outcome: tuple[SensorRun, dict[str, str]], label: str
 ) -> None:
     seen, names = outcome
-    assert seen.for_container(names[label]) == []
+    assert seen.for_container(names[label]) == [], (seen.for_container(names[label]), names)
 
 
 def test_alerts_carry_entities_and_mitre(outcome: tuple[SensorRun, dict[str, str]]) -> None:

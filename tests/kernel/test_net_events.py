@@ -122,3 +122,41 @@ def test_accepts_stay_in_the_kernel_unless_asked_for() -> None:
         probe.close()
     kinds = {e.type for e in seen if e.pid == os.getpid()}
     assert "listen" in kinds and "accept" not in kinds
+
+
+def test_a_server_socket_at_a_closed_clients_address_is_not_outbound() -> None:
+    """Socket memory is reused: an accepted socket must not inherit a closed client's mark.
+
+    Many rounds of (connect out, close), each followed by a server accepting a connection and
+    putting it on stdout, as inetd-style servers (busybox httpd) do. Before closed sockets left
+    the kernel's outbound map, some accepted sockets landed on a freed client's address and
+    read as outbound: a reverse shell alert for a web server.
+    """
+    program = (
+        "import os, socket\n"
+        "server = socket.socket(); server.bind(('127.0.0.1', 0)); server.listen(64)\n"
+        "address = server.getsockname()\n"
+        "out = os.dup(1)\n"
+        "for _ in range(300):\n"
+        "    socket.create_connection(address).close()\n"  # an outbound client, closed
+        "    server.accept()[0].close()\n"
+        "    peer = socket.create_connection(address)\n"
+        "    accepted, _ = server.accept()\n"
+        "    os.dup2(accepted.fileno(), 1)\n"  # the server's accepted socket onto stdout
+        "    os.dup2(out, 1)\n"
+        "    accepted.close(); peer.close()\n"
+    )
+    seen: list[RuntimeEvent] = []
+    probe = ProcessProbe(seen.append)
+    try:
+        subprocess.run([sys.executable, "-c", program], check=True, stdout=subprocess.DEVNULL)
+        drain(probe, 1.5)
+    finally:
+        probe.close()
+    dups = [
+        e
+        for e in seen
+        if e.type == "dup_socket" and e.comm.startswith("python") and e.newfd == 1 and e.fd > 2
+    ]
+    assert len(dups) == 300
+    assert [e for e in dups if e.outbound] == []

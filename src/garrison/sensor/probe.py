@@ -123,6 +123,7 @@ OBJECTS = (
         (
             b"handle_connect",
             b"handle_connect_exit",
+            b"handle_sock_state",
             b"handle_dup2",
             b"handle_dup3",
             b"handle_listen",
