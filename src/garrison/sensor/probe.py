@@ -8,9 +8,11 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+import msgspec
 
 from garrison.events.errors import GarrisonError
 from garrison.events.runtime import RuntimeEvent
@@ -59,6 +61,7 @@ from garrison.sensor.wire import (
     PathKey,
     SyscallEvent,
     TaskEvent,
+    unpacker,
 )
 
 OBJECT_DIR = Path(__file__).resolve().parents[3] / "build" / "kernel"
@@ -173,6 +176,32 @@ class PodLookup(Protocol):
     def lookup(self, container_id: str) -> PodInfo | None: ...
 
 
+# How long a process's identity (container, pod, image) is reused before it is looked up
+# again, in the kernel's nanoseconds: a pod the watch learns of late shows within this.
+IDENTITY_TTL_NS = 500_000_000
+_replace = msgspec.structs.replace
+
+
+@dataclass(slots=True)
+class _Identity:
+    """What every event of one process image shares, and what it was derived from.
+
+    It holds while the process, its parent and its session leader are the very tree nodes
+    it was built from (a fork, exec or exit replaces a node), in the same cgroup, for at most
+    ``IDENTITY_TTL_NS``.
+    """
+
+    node: Node | None
+    parent: Node | None
+    leader: Node | None
+    ppid: int
+    cgroup_id: int
+    until_ns: int
+    comm_raw: bytes
+    comm: str
+    template: RuntimeEvent
+
+
 @dataclass
 class Decoding:
     """What decoding needs besides the bytes: clocks, cgroup names, the process tree."""
@@ -183,49 +212,94 @@ class Decoding:
     containers: ContainerMetadata | None = None
     pods: PodLookup | None = None  # this node's pods from the Kubernetes API, when watched
     seq: int = 0
+    max_identities: int = 65536
+    _identities: dict[int, _Identity] = field(default_factory=dict)
 
-    def event(self, raw: Any, kind: str, **fields: Any) -> RuntimeEvent:
-        """A RuntimeEvent with the fields every wire struct carries, plus ``fields``.
+    def event(
+        self,
+        kind: str,
+        wire: tuple[int, int, int, int, int, int, int, int, bytes],
+        **fields: Any,
+    ) -> RuntimeEvent:
+        """A RuntimeEvent of ``kind`` with ``fields``, from the part every wire struct has:
+        ``wire`` is (pid, tid, ppid, uid, gid, time_ns, cgroup_id, cap_effective, comm).
 
-        The process's image (exe, argv, terminal, ...) and its ancestors come from the
-        process tree; container identity from the runtime's state.
+        The process's image (exe, argv, terminal, ...), its ancestors and its container come
+        from the process tree and the runtime's state, looked up once per process image
+        (``_Identity``) and copied into each of its events.
         """
+        pid, tid, ppid, uid, gid, time_ns, cgroup_id, cap, comm = wire
         self.seq += 1
-        node = self.tree.get(raw.pid) or _UNKNOWN_PROCESS
-        lineage = self.tree.lineage(raw.ppid)
-        container_id = _container(raw.pid, raw.cgroup_id, self.cgroups)
-        info = None
-        if self.containers is not None:
-            info = self.containers.lookup(container_id)
+        known = self._identities.get(pid)
+        nodes = self.tree.nodes
+        if (
+            known is None
+            or time_ns >= known.until_ns
+            or known.ppid != ppid
+            or known.cgroup_id != cgroup_id
+            or nodes.get(pid) is not known.node
+            or nodes.get(ppid) is not known.parent
+            or (known.template.sid and nodes.get(known.template.sid) is not known.leader)
+        ):
+            known = self._identify(pid, ppid, cgroup_id, time_ns)
+        if comm != known.comm_raw:
+            known.comm_raw, known.comm = comm, comm.partition(b"\0")[0].decode("utf-8", "replace")
+        template = known.template
+        return _replace(
+            template,
+            type=kind,
+            time=time_ns / 1e9 + self.offset,
+            seq=self.seq,
+            tid=tid,
+            uid=uid,
+            gid=gid,
+            comm=known.comm,
+            cap_effective=cap,
+            syscall=fields.pop("syscall", None) or EVENT_SYSCALLS.get(kind, ""),
+            # each event its own lists: a consumer may keep or change one
+            args=list(template.args),
+            ancestry=list(template.ancestry),
+            ancestry_exe=list(template.ancestry_exe),
+            parent_args=list(template.parent_args),
+            pod_labels=dict(template.pod_labels) if template.pod_labels else {},
+            **fields,
+        )
+
+    def _identify(self, pid: int, ppid: int, cgroup_id: int, time_ns: int) -> _Identity:
+        nodes = self.tree.nodes
+        node = nodes.get(pid)
+        parent = nodes.get(ppid)
+        image = node or _UNKNOWN_PROCESS
+        lineage = self.tree.lineage(ppid)
+        container_id = _container(pid, cgroup_id, self.cgroups)
+        info = self.containers.lookup(container_id) if self.containers is not None else None
         if info is None:
             info = _NO_CONTAINER
         pod = self.pods.lookup(container_id) if self.pods is not None else None
-        return RuntimeEvent(
-            type=kind,
-            time=raw.time_ns / 1e9 + self.offset,
-            seq=self.seq,
-            pid=raw.pid,
-            tid=getattr(raw, "tid", raw.pid),
-            ppid=raw.ppid,
-            uid=getattr(raw, "uid", -1),
-            gid=getattr(raw, "gid", -1),
-            comm=raw.comm.decode("utf-8", "replace"),
-            exe=node.exe,
-            args=list(node.args),
+        leader = nodes.get(image.sid) if image.sid else None
+        template = RuntimeEvent(
+            type="",
+            time=0.0,
+            pid=pid,
+            tid=pid,
+            ppid=ppid,
+            uid=-1,
+            gid=-1,
+            comm="",
+            exe=image.exe,
+            args=list(image.args),
             container_id=container_id,
             ancestry=lineage.names,
             ancestry_exe=lineage.exes,
             parent_args=lineage.parent_args,
-            process_start=node.start,
-            tty=node.tty,
-            loginuid=node.loginuid,
-            sid=node.sid,
-            session_leader=self._session_leader(node.sid),
-            cgroup_id=raw.cgroup_id,
-            cap_effective=getattr(raw, "cap_effective", 0),
-            exe_upper_layer=node.exe_upper_layer,
-            exe_from_memfd=node.exe_from_memfd,
-            syscall=fields.pop("syscall", None) or EVENT_SYSCALLS.get(kind, ""),
+            process_start=image.start,
+            tty=image.tty,
+            loginuid=image.loginuid,
+            sid=image.sid,
+            session_leader=leader.comm if leader is not None else "",
+            cgroup_id=cgroup_id,
+            exe_upper_layer=image.exe_upper_layer,
+            exe_from_memfd=image.exe_from_memfd,
             container_name=pod.container if pod is not None else info.name,
             image=pod.image if pod is not None else info.image,
             privileged=info.privileged,
@@ -233,103 +307,130 @@ class Decoding:
             namespace=pod.namespace if pod is not None else info.namespace,
             workload=pod.workload if pod is not None else "",
             pod_labels=dict(pod.labels) if pod is not None else {},
-            **fields,
         )
+        if len(self._identities) >= self.max_identities:
+            self._identities.clear()
+        known = _Identity(
+            node, parent, leader, ppid, cgroup_id, time_ns + IDENTITY_TTL_NS, b"", "", template
+        )
+        self._identities[pid] = known
+        return known
 
-    def _session_leader(self, sid: int) -> str:
-        leader = self.tree.get(sid) if sid else None
-        return leader.comm if leader is not None else ""
+    def forget(self, pid: int) -> None:
+        """The process has exited: its identity goes with it."""
+        self._identities.pop(pid, None)
 
 
 _UNKNOWN_PROCESS = Node(ppid=0, comm="")
 _NO_CONTAINER = ContainerInfo(id="")
+_EXEC = unpacker(ExecEvent)
+_TASK = unpacker(TaskEvent)
+_NET = unpacker(NetEvent)
+_FILE = unpacker(FileEvent)
+_FSOP = unpacker(FsopEvent)
+_SYSCALL = unpacker(SyscallEvent)
+_ARGS_AT = ExecEvent.args.offset  # c_char arrays stop at a NUL: argv is sliced from the bytes
+
+
+def _text(raw: bytes) -> str:
+    """A NUL-terminated (or NUL-padded) C string."""
+    return raw.partition(b"\0")[0].decode("utf-8", "replace")
 
 
 def decode_exec(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
-    if len(data) < ctypes.sizeof(ExecEvent):
+    if len(data) < _EXEC.size:
         return None
-    raw = ExecEvent.from_buffer_copy(data)
-    start = ExecEvent.args.offset  # c_char arrays stop at a NUL: slice the raw bytes instead
-    args_bytes = data[start : start + min(raw.args_len, ARGS_LEN)]
+    (_, pid, tid, ppid, uid, gid, time_ns, cgroup_id, cap, exe_ino, args_len, flags, tty,
+     loginuid, sid, _, comm, filename, _) = _EXEC.unpack_from(data)  # fmt: skip
+    args_bytes = data[_ARGS_AT : _ARGS_AT + min(args_len, ARGS_LEN)]
     ctx.tree.exec(
-        raw.pid,
-        raw.ppid,
-        raw.comm.decode("utf-8", "replace"),
-        raw.filename.decode("utf-8", "replace"),
+        pid,
+        ppid,
+        _text(comm),
+        _text(filename),
         tuple(a.decode("utf-8", "replace") for a in args_bytes.split(b"\0") if a),
-        tty=raw.tty,
-        loginuid=-1 if raw.loginuid == 0xFFFFFFFF else raw.loginuid,
-        sid=raw.sid,
-        exe_upper_layer=bool(raw.flags & EXE_UPPER_LAYER),
-        exe_from_memfd=bool(raw.flags & EXE_MEMFD),
+        tty=tty,
+        loginuid=-1 if loginuid == 0xFFFFFFFF else loginuid,
+        sid=sid,
+        exe_upper_layer=bool(flags & EXE_UPPER_LAYER),
+        exe_from_memfd=bool(flags & EXE_MEMFD),
     )
-    return ctx.event(raw, "exec", exe_ino=raw.exe_ino, blocked=bool(raw.flags & EXE_BLOCKED))
+    return ctx.event(
+        "exec",
+        (pid, tid, ppid, uid, gid, time_ns, cgroup_id, cap, comm),
+        exe_ino=exe_ino,
+        blocked=bool(flags & EXE_BLOCKED),
+    )
 
 
 def decode_task(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
     """A fork (new process) or an exit: updates the tree, and is an event of its own."""
-    if len(data) < ctypes.sizeof(TaskEvent):
+    if len(data) < _TASK.size:
         return None
-    raw = TaskEvent.from_buffer_copy(data)
-    if raw.type == EVENT_FORK:
-        comm = raw.comm.decode("utf-8", "replace")
-        ctx.tree.fork(raw.pid, raw.ppid, comm, raw.time_ns / 1e9 + ctx.offset)
-        return ctx.event(raw, "fork")
-    event = ctx.event(raw, "exit", exit_code=raw.exit_code)
-    ctx.tree.exit(raw.pid)
+    kind, pid, ppid, exit_code, time_ns, cgroup_id, comm = _TASK.unpack_from(data)
+    wire = (pid, pid, ppid, -1, -1, time_ns, cgroup_id, 0, comm)
+    if kind == EVENT_FORK:
+        ctx.tree.fork(pid, ppid, _text(comm), time_ns / 1e9 + ctx.offset)
+        return ctx.event("fork", wire)
+    event = ctx.event("exit", wire, exit_code=exit_code)
+    ctx.tree.exit(pid)
+    ctx.forget(pid)
     return event
 
 
-def _address(family: int, addr: Any) -> str:
+def _address(family: int, addr: bytes) -> str:
     if family == socket.AF_INET:
-        return socket.inet_ntop(socket.AF_INET, bytes(addr)[:4])
+        return socket.inet_ntop(socket.AF_INET, addr[:4])
     if family == socket.AF_INET6:
-        return socket.inet_ntop(socket.AF_INET6, bytes(addr)[:16])
+        return socket.inet_ntop(socket.AF_INET6, addr[:16])
     return ""
 
 
 def decode_net(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
-    if len(data) < ctypes.sizeof(NetEvent):
+    if len(data) < _NET.size:
         return None
-    raw = NetEvent.from_buffer_copy(data)
-    if raw.type in (EVENT_LISTEN, EVENT_ACCEPT):
-        accepted = raw.type == EVENT_ACCEPT
+    (kind, pid, tid, ppid, uid, fd, newfd, sock_type, sock_flags, family, port, ret, time_ns,
+     cgroup_id, addr, comm) = _NET.unpack_from(data)  # fmt: skip
+    wire = (pid, tid, ppid, uid, -1, time_ns, cgroup_id, 0, comm)
+    if kind in (EVENT_LISTEN, EVENT_ACCEPT):
+        accepted = kind == EVENT_ACCEPT
         return ctx.event(
-            raw,
             "accept" if accepted else "listen",
-            fd=raw.fd,
-            res=raw.fd,
-            sock_type=raw.sock_type,
-            local_port=raw.newfd,
-            dest_ip=_address(raw.family, raw.addr) if accepted else "",
-            dest_port=raw.port if accepted else 0,
+            wire,
+            fd=fd,
+            res=fd,
+            sock_type=sock_type,
+            local_port=newfd,
+            dest_ip=_address(family, addr) if accepted else "",
+            dest_port=port if accepted else 0,
         )
-    kind = "dup_socket" if raw.type == EVENT_DUP_SOCKET else "connect"
+    duped = kind == EVENT_DUP_SOCKET
     return ctx.event(
-        raw,
-        kind,
-        fd=raw.fd,
-        newfd=raw.newfd if kind == "dup_socket" else -1,
-        res=raw.newfd if kind == "dup_socket" else raw.ret,
-        sock_type=raw.sock_type,
-        outbound=kind == "connect" or bool(raw.sock_flags & SOCK_OUTBOUND),
-        dest_ip=_address(raw.family, raw.addr),
-        dest_port=raw.port,
+        "dup_socket" if duped else "connect",
+        wire,
+        fd=fd,
+        newfd=newfd if duped else -1,
+        res=newfd if duped else ret,
+        sock_type=sock_type,
+        outbound=not duped or bool(sock_flags & SOCK_OUTBOUND),
+        dest_ip=_address(family, addr),
+        dest_port=port,
     )
 
 
 def decode_file(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
-    if len(data) < ctypes.sizeof(FileEvent):
+    if len(data) < _FILE.size:
         return None
-    raw = FileEvent.from_buffer_copy(data)
+    (_, pid, tid, ppid, uid, flags, ret, mode, time_ns, cgroup_id, cap, comm,
+     path) = _FILE.unpack_from(data)  # fmt: skip
     return ctx.event(
-        raw,
         "open",
-        path=raw.path.decode("utf-8", "replace"),
-        open_flags=raw.flags,
-        mode=raw.mode,
-        res=raw.ret,
-        fd=raw.ret if raw.ret >= 0 else -1,
+        (pid, tid, ppid, uid, -1, time_ns, cgroup_id, cap, comm),
+        path=_text(path),
+        open_flags=flags,
+        mode=mode,
+        res=ret,
+        fd=ret if ret >= 0 else -1,
     )
 
 
@@ -343,26 +444,33 @@ _FSOP_KINDS = {
 
 def decode_fsop(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
     """A removal, rename, permission change or explicit time change of a file."""
-    if len(data) < ctypes.sizeof(FsopEvent):
+    if len(data) < _FSOP.size:
         return None
-    raw = FsopEvent.from_buffer_copy(data)
+    (kind, pid, tid, ppid, uid, mode, time_ns, cgroup_id, cap, comm, path,
+     path2) = _FSOP.unpack_from(data)  # fmt: skip
     return ctx.event(
-        raw,
-        _FSOP_KINDS[raw.type],
-        path=raw.path.decode("utf-8", "replace"),
-        new_path=raw.path2.decode("utf-8", "replace"),
-        mode=raw.mode,
+        _FSOP_KINDS[kind],
+        (pid, tid, ppid, uid, -1, time_ns, cgroup_id, cap, comm),
+        path=_text(path),
+        new_path=_text(path2),
+        mode=mode,
     )
 
 
 def decode_syscall(data: bytes, ctx: Decoding) -> RuntimeEvent | None:
-    if len(data) < ctypes.sizeof(SyscallEvent):
+    if len(data) < _SYSCALL.size:
         return None
-    raw = SyscallEvent.from_buffer_copy(data)
-    name = WATCHED_SYSCALLS.get(raw.nr)
+    (_, nr, pid, tid, ppid, uid, time_ns, cgroup_id, cap, arg0, arg1, arg2,
+     comm) = _SYSCALL.unpack_from(data)  # fmt: skip
+    name = WATCHED_SYSCALLS.get(nr)
     if name is None:
         return None
-    return ctx.event(raw, "syscall", syscall=name, syscall_args=list(raw.args))
+    return ctx.event(
+        "syscall",
+        (pid, tid, ppid, uid, -1, time_ns, cgroup_id, cap, comm),
+        syscall=name,
+        syscall_args=[arg0, arg1, arg2],
+    )
 
 
 DECODERS: dict[int, Callable[[bytes, Decoding], RuntimeEvent | None]] = {

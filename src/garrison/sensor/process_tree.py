@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -65,6 +66,11 @@ class ProcessTree:
 
     def get(self, pid: int) -> Node | None:
         return self._nodes.get(pid)
+
+    @property
+    def nodes(self) -> Mapping[int, Node]:
+        """Every process known, by pid (read-only: change it through the events)."""
+        return self._nodes
 
     def seed(self, proc: Path = Path("/proc")) -> int:
         """Every process alive now; returns how many were read."""

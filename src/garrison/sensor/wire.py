@@ -6,6 +6,8 @@ A test compares this layout with the BTF of the compiled object, so the two cann
 from __future__ import annotations
 
 import ctypes
+import struct
+from typing import Any
 
 COMM_LEN = 16
 PATH_LEN = 256
@@ -164,3 +166,43 @@ WIRE_STRUCTS = {
     "garrison_task_event": TaskEvent,
     "garrison_net_event": NetEvent,
 }
+
+
+_CODES: dict[Any, str] = {
+    ctypes.c_uint8: "B",
+    ctypes.c_uint16: "H",
+    ctypes.c_uint32: "I",
+    ctypes.c_int32: "i",
+    ctypes.c_uint64: "Q",
+}
+
+
+def unpacker(layout: type[ctypes.Structure]) -> struct.Struct:
+    """A ``struct.Struct`` reading one record of ``layout`` as a flat tuple, field by field.
+
+    One ``unpack_from`` costs about what ``from_buffer_copy`` does, and the tuple's items are
+    then plain locals, where each ctypes attribute read is a descriptor call of its own.
+    Character and byte arrays come as one bytes item; other arrays as one item per element.
+    Padding follows the ctypes layout, so the two can be compared (tests do).
+    """
+    parts, at = ["<"], 0
+    for name, kind, *_ in layout._fields_:
+        offset = getattr(layout, name).offset
+        element: Any = getattr(kind, "_type_", None)
+        if offset > at:
+            parts.append(f"{offset - at}x")
+        length = getattr(kind, "_length_", None)
+        if length is None:
+            parts.append(_CODES[kind])
+        elif element in (ctypes.c_char, ctypes.c_uint8):
+            parts.append(f"{length}s")
+        else:
+            parts.append(f"{length}{_CODES[element]}")
+        at = offset + ctypes.sizeof(kind)
+    size = ctypes.sizeof(layout)
+    if size > at:
+        parts.append(f"{size - at}x")
+    unpacking = struct.Struct("".join(parts))
+    if unpacking.size != size:
+        raise ValueError(f"{layout.__name__}: unpacker is {unpacking.size} bytes, not {size}")
+    return unpacking

@@ -100,3 +100,80 @@ def test_events_follow_the_process_tree_as_it_changes() -> None:
     assert opened()[2:4] == (["zsh", "sshd"], ["zsh"])
     tree.exec(10, 1, "dropbear", "/usr/sbin/dropbear", ("dropbear",), sid=10)  # the leader
     assert opened()[4] == "dropbear"
+
+
+def test_unpackers_read_every_field_where_ctypes_puts_it() -> None:
+    """The struct formats the decoders use are derived from the ctypes mirrors (which a
+    kernel test checks against BTF): each field, padding included, lands in its place."""
+    import ctypes
+
+    from garrison.sensor.wire import WIRE_STRUCTS, unpacker
+
+    for name, layout in WIRE_STRUCTS.items():
+        record = layout()
+        expected: list[object] = []
+        for number, (field, kind, *_) in enumerate(layout._fields_, start=1):
+            length = getattr(kind, "_length_", None)
+            if length is None:
+                setattr(record, field, number)
+                expected.append(number)
+            elif kind._type_ is ctypes.c_char or kind._type_ is ctypes.c_uint8:
+                value = bytes([number]) * length
+                ctypes.memmove(
+                    ctypes.addressof(record) + getattr(layout, field).offset, value, length
+                )
+                expected.append(value)
+            else:
+                values = [number * 100 + i for i in range(length)]
+                getattr(record, field)[:] = values
+                expected.extend(values)
+        assert list(unpacker(layout).unpack(bytes(record))) == expected, name
+
+
+def test_identity_is_looked_up_again_when_the_cgroup_changes_or_it_ages(tmp_path: Path) -> None:
+    """A process's container and pod are reused between its events, but a move to another
+    cgroup shows at once, and a pod the watch learns of late within IDENTITY_TTL_NS."""
+    from garrison.sensor.probe import IDENTITY_TTL_NS
+    from garrison.sensor.wire import EVENT_OPEN, FileEvent
+
+    first, second = "a" * 64, "b" * 64
+    inodes = {}
+    for container in (first, second):
+        cgroup = tmp_path / "kubepods" / container
+        cgroup.mkdir(parents=True)
+        inodes[container] = cgroup.stat().st_ino
+    known: dict[str, PodInfo] = {}
+
+    class Pods:
+        def lookup(self, container_id: str) -> PodInfo | None:
+            return known.get(container_id)
+
+    tree = ProcessTree()
+    tree.exec(40, 1, "app", "/app", ("app",))
+    ctx = Decoding(0.0, CgroupResolver(tmp_path), tree, pods=Pods())
+
+    def opened(container: str, time_ns: int) -> tuple[str, str]:
+        raw = FileEvent(type=EVENT_OPEN, pid=40, tid=40, ppid=1, time_ns=time_ns)
+        raw.cgroup_id = inodes[container]
+        event = DECODERS[EVENT_OPEN](bytes(raw), ctx)
+        assert event is not None
+        return event.container_id, event.pod
+
+    assert opened(first, 1) == (first, "")
+    known[first] = PodInfo(namespace="shop", name="api-1", container="main", image="api:1")
+    assert opened(first, 2) == (first, "")  # reused: not looked up again yet
+    assert opened(first, 2 + IDENTITY_TTL_NS) == (first, "api-1")
+    assert opened(second, 3 + IDENTITY_TTL_NS) == (second, "")
+
+
+def test_identities_are_bounded_and_forgotten_at_exit() -> None:
+    from garrison.sensor.wire import EVENT_EXIT, EVENT_OPEN, FileEvent, TaskEvent
+
+    ctx = Decoding(0.0, None, ProcessTree(), max_identities=8)
+    for pid in range(100, 150):
+        raw = FileEvent(type=EVENT_OPEN, pid=pid, tid=pid, ppid=1, time_ns=1)
+        assert DECODERS[EVENT_OPEN](bytes(raw), ctx) is not None
+        assert len(ctx._identities) <= 8
+    exited = TaskEvent(type=EVENT_EXIT, pid=149, ppid=1, time_ns=2)
+    assert DECODERS[EVENT_EXIT](bytes(exited), ctx) is not None
+    assert 149 not in ctx._identities
