@@ -6,8 +6,17 @@ between calls (time, randomness, the network), rewrites input with ``with``, or 
 ``input`` itself around. Every reference rooted at ``input`` is followed through its static
 fields (``input.review.object.spec``; ``object.get(input.review.object, ["metadata",
 "labels"], {})`` counts as the same kind of reference) up to the first dynamic index, which
-makes the whole subtree before it a dependency. The result is the smallest set of such
-prefixes, or ``None`` when the template's use of input cannot be bounded. This is what lets
+makes the whole subtree before it a dependency — with two narrower forms:
+
+- a dynamic index followed by more steps (``input.review.object.spec[field][_]``, the
+  library's way over ``containers`` and ``initContainers``) can only reach into the
+  collections among that subtree's children: a scalar child (a pod's ``nodeName``) indexed
+  further is undefined whatever its value, so only its presence counts (``COLLECTIONS``);
+- ``object.remove(input.review.object.spec, {"nodeName"})`` reads the subtree but for those
+  keys (``WITHOUT``; garrison's pod library reads a pod's spec so).
+
+The result is the smallest set of such prefixes, or ``None`` when the template's use of
+input cannot be bounded. This is what lets
 identical reviews — a ReplicaSet's pods differ only in name, uid and creation time — share one
 evaluation (see :mod:`garrison.admission.result_cache`).
 
@@ -21,6 +30,9 @@ import json
 from typing import Any
 
 Prefix = tuple[str, ...]
+# markers ending a prefix (never a JSON key: they start with a NUL)
+COLLECTIONS = "\0collections"  # the children that are objects or arrays, and the others' keys
+WITHOUT = "\0without"  # the subtree less the keys after the marker
 
 # builtins whose answer is not a function of their arguments
 NONDETERMINISTIC = frozenset(
@@ -65,8 +77,9 @@ def _dotted_name(node: Any) -> str | None:
 
 
 def _chain(node: Any) -> tuple[list[str] | None, list[Any], Any]:
-    """A reference's static prefix when it is rooted at ``input`` (else None), its dynamic
-    index expressions, and its root when that is not ``input``."""
+    """A reference's static prefix when it is rooted at ``input`` (else None; ending in
+    ``COLLECTIONS`` when a dynamic index there is followed by more steps), its dynamic index
+    expressions, and its root when that is not ``input``."""
     steps: list[str | None] = []
     dynamic: list[Any] = []
     current = node
@@ -85,23 +98,27 @@ def _chain(node: Any) -> tuple[list[str] | None, list[Any], Any]:
     root = _single(current)
     if root is not None and root[0] == "Var" and root[1].get("value") == "input":
         prefix: list[str] = []
-        for step in reversed(steps):
+        ordered = steps[::-1]
+        for at, step in enumerate(ordered):
             if step is None:
+                if at < len(ordered) - 1:
+                    prefix.append(COLLECTIONS)
                 break
             prefix.append(step)
         return prefix, dynamic, None
     return None, dynamic, current
 
 
-def _static_path(node: Any) -> list[str] | None:
-    """The key of ``object.get`` when it is a string or an array of strings."""
+def _static_path(node: Any, collections: tuple[str, ...] = ("Array",)) -> list[str] | None:
+    """The key of ``object.get`` when it is a string or an array of strings (``object.remove``'s
+    keys: also a set)."""
     single = _single(node)
     if single is None:
         return None
     kind, body = single
     if kind == "String":
         return [str(body["value"])]
-    if kind == "Array":
+    if kind in collections:
         path: list[str] = []
         for item in body.get("items") or []:
             element = _single(item)
@@ -110,6 +127,25 @@ def _static_path(node: Any) -> list[str] | None:
             path.append(str(element[1]["value"]))
         return path
     return None
+
+
+def _static_call(name: str | None, params: list[Any], out: set[Prefix]) -> bool:
+    """Reads of ``object.get`` / ``object.remove`` with static keys on a static reference;
+    False when the call is not one of those (its arguments are then walked as usual)."""
+    if name == "object.get" and len(params) == 3:
+        prefix, dynamic, _ = _chain(params[0])
+        path = _static_path(params[1])
+        if prefix is not None and path is not None and not dynamic:
+            out.add((*prefix, *path))
+            _walk(params[2], out)
+            return True
+    if name == "object.remove" and len(params) == 2:
+        prefix, dynamic, _ = _chain(params[0])
+        keys = _static_path(params[1], ("Array", "Set"))
+        if prefix is not None and keys is not None and not dynamic:
+            out.add((*prefix, WITHOUT, *sorted(set(keys))))
+            return True
+    return False
 
 
 def _walk(node: Any, out: set[Prefix]) -> None:
@@ -138,14 +174,8 @@ def _walk(node: Any, out: set[Prefix]) -> None:
             name = _dotted_name(body.get("fcn"))
             if name in NONDETERMINISTIC:
                 raise _Unbounded(name)
-            params = body.get("params") or []
-            if name == "object.get" and len(params) == 3:
-                prefix, dynamic, _ = _chain(params[0])
-                path = _static_path(params[1])
-                if prefix is not None and path is not None and not dynamic:
-                    out.add((*prefix, *path))
-                    _walk(params[2], out)
-                    return
+            if _static_call(name, body.get("params") or [], out):
+                return
     for value in node.values():
         _walk(value, out)
 
@@ -160,4 +190,14 @@ def input_prefixes(ast_json: str) -> frozenset[Prefix] | None:
             _walk(ast.get("rules"), found)
     except _Unbounded:
         return None
-    return frozenset(p for p in found if not any(q != p and p[: len(q)] == q for q in found))
+    return frozenset(p for p in found if not any(_covers(q, p) for q in found))
+
+
+def _covers(whole: Prefix, part: Prefix) -> bool:
+    """``whole`` is a plain prefix (a subtree read in full) above or at ``part``."""
+    return (
+        whole != part
+        and part[: len(whole)] == whole
+        and COLLECTIONS not in whole
+        and WITHOUT not in whole
+    )

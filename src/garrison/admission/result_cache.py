@@ -18,12 +18,13 @@ from typing import Any
 
 import msgspec
 
-from garrison.admission.input_reads import Prefix
+from garrison.admission.input_reads import COLLECTIONS, WITHOUT, Prefix
 from garrison.admission.rego import Violation
 
 DEFAULT_ENTRIES = 16384
 MAX_VIOLATIONS_KEPT = 64  # a result longer than this is not kept: memory stays a few MiB
 _ABSENT = ["absent"]  # encodes differently from any JSON value found at a path
+_SCALAR = ["scalar"]  # a child that is no collection, where only collections can be reached
 
 
 def review_prefixes(prefixes: frozenset[Prefix] | None) -> tuple[Prefix, ...] | None:
@@ -49,7 +50,15 @@ def projection(review: Mapping[str, Any], prefixes: Sequence[Prefix]) -> list[An
     out: list[Any] = []
     for prefix in prefixes:
         node: Any = review
-        for step in prefix:
+        for at, step in enumerate(prefix):
+            if step == COLLECTIONS:
+                node = _collections(node)
+                break
+            if step == WITHOUT:
+                if isinstance(node, Mapping):
+                    dropped = prefix[at + 1 :]
+                    node = {k: v for k, v in node.items() if k not in dropped}
+                break
             if isinstance(node, Mapping) and step in node:
                 node = node[step]
             else:
@@ -57,6 +66,16 @@ def projection(review: Mapping[str, Any], prefixes: Sequence[Prefix]) -> list[An
                 break
         out.append([node])  # wrapped: the sentinel list is never confused with a value
     return out
+
+
+def _collections(node: Any) -> Any:
+    """What a reference with more steps after a dynamic index can reach: the children that
+    are collections, whole; of the others only that they are there (their keys)."""
+    if isinstance(node, Mapping):
+        return {k: v if isinstance(v, (Mapping, list)) else _SCALAR for k, v in node.items()}
+    if isinstance(node, list):
+        return [v if isinstance(v, (Mapping, list)) else _SCALAR for v in node]
+    return _SCALAR
 
 
 class ResultCache:

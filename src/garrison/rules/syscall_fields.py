@@ -315,10 +315,26 @@ def _fd_num(ctx: EvalContext, arg: str | None) -> FieldValueT:
     return ev.fd if ev.type == "open" or ev.type in _SOCKET_EVENTS else None
 
 
+def normal_path(path: str) -> str:
+    """``os.path.normpath``, without its work for a path that is already normal (most are)."""
+    if path[:1] == "/" and path[-1:] != "/" and "//" not in path and "/." not in path:
+        return path
+    return os.path.normpath(path)
+
+
+def split_path(path: str) -> tuple[str, str]:
+    """(``os.path.dirname``, ``os.path.basename``) of the normal form of ``path``."""
+    clean = normal_path(path)
+    if clean[:1] != "/" or clean[:2] == "//":
+        return os.path.dirname(clean), os.path.basename(clean)
+    cut = clean.rfind("/")
+    return clean[:cut] or "/", clean[cut + 1 :]
+
+
 def _fd_name(ctx: EvalContext, arg: str | None) -> FieldValueT:
     ev = _ev(ctx)
     if ev.type == "open":
-        return os.path.normpath(ev.path) if ev.path else None
+        return normal_path(ev.path) if ev.path else None
     if _is_socket(ev):
         return f"{ev.dest_ip}:{ev.dest_port}"
     return None
@@ -333,14 +349,14 @@ def _fd_directory(ctx: EvalContext, arg: str | None) -> FieldValueT:
     ev = _ev(ctx)
     if ev.type != "open" or not ev.path:
         return None
-    return os.path.dirname(os.path.normpath(ev.path))
+    return split_path(ev.path)[0]
 
 
 def _fd_filename(ctx: EvalContext, arg: str | None) -> FieldValueT:
     ev = _ev(ctx)
     if ev.type != "open" or not ev.path:
         return None
-    return os.path.basename(os.path.normpath(ev.path))
+    return split_path(ev.path)[1]
 
 
 def _server_ip(ctx: EvalContext, arg: str | None) -> FieldValueT:

@@ -59,6 +59,23 @@ def prefixes(rego: str) -> set[str] | None:
             "v contains 1 if input.review.object.a\nv contains 2 if input.review.object",
             {"review.object"},
         ),
+        (  # more steps after a dynamic index: only the collections among the children
+            "v contains c.name if { some f; c := input.review.object.spec[f][_] }",
+            {"review.object.spec.\0collections"},
+        ),
+        (  # ... and a read of the subtree in full covers that
+            "v contains 1 if { some f; input.review.object.spec[f][_] }\n"
+            "v contains 2 if input.review.object.spec",
+            {"review.object.spec"},
+        ),
+        (  # object.remove with static keys: the subtree less those keys
+            'v contains 1 if { s := object.remove(input.review.object.spec, {"nodeName"}); s.x }',
+            {"review.object.spec.\0without.nodeName"},
+        ),
+        (  # with keys it cannot know, the subtree whole
+            "v contains 1 if { s := object.remove(input.review.object.spec, input.parameters.k) }",
+            {"review.object.spec", "parameters.k"},
+        ),
     ],
 )
 def test_prefixes_of_references(rego: str, expected: set[str]) -> None:
@@ -129,6 +146,13 @@ def variants(obj: dict[str, Any]) -> list[dict[str, Any]]:
     labels = copy.deepcopy(replica)
     labels["metadata"]["labels"] = {"other": "x"}
     labels["metadata"]["annotations"] = {"container.apparmor.security.beta.kubernetes.io/a": "x"}
+    # scheduled: nodeName set; then a scalar child of spec made a collection, and a
+    # collection made a scalar (the narrower keys must still tell these apart)
+    scheduled, reshaped, flattened = (copy.deepcopy(replica) for _ in range(3))
+    if isinstance(replica.get("spec"), dict):
+        scheduled["spec"]["nodeName"] = "node-3"
+        reshaped["spec"]["nodeName"] = {"name": "node-3", "image": "x:latest"}
+        flattened["spec"]["containers"] = "none"
     host = copy.deepcopy(replica)
     if isinstance(host.get("spec"), dict):
         host["spec"]["hostNetwork"] = True
@@ -136,7 +160,7 @@ def variants(obj: dict[str, Any]) -> list[dict[str, Any]]:
         for container in host["spec"].get("containers") or []:
             if isinstance(container, dict):
                 container["securityContext"] = {"privileged": True}
-    return [obj, replica, images, labels, host, copy.deepcopy(obj)]
+    return [obj, replica, scheduled, reshaped, flattened, images, labels, host, copy.deepcopy(obj)]
 
 
 def answers(policy: PolicySet, obj: dict[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -229,3 +253,23 @@ def test_the_cache_is_bounded_and_keeps_no_errors() -> None:
     absent = cache.key("K", "{}", {}, (("object",),))
     null = cache.key("K", "{}", {"object": None}, (("object",),))
     assert absent != null  # a missing field and a null one are told apart
+
+
+def test_narrower_keys_change_only_with_what_can_be_read() -> None:
+    from garrison.admission.input_reads import COLLECTIONS, WITHOUT
+    from garrison.admission.result_cache import ResultCache
+
+    cache = ResultCache()
+    spec = {"nodeName": "a", "containers": [{"name": "web"}], "hostPID": False}
+
+    def key(prefix: tuple[str, ...], **changes: object) -> bytes:
+        return cache.key("K", "{}", {"object": {"spec": spec | changes}}, (prefix,))
+
+    deep = ("object", "spec", COLLECTIONS)
+    assert key(deep) == key(deep, nodeName="b") == key(deep, hostPID=True)
+    assert key(deep) != key(deep, nodeName={"x": 1})  # now a collection: reachable
+    assert key(deep) != key(deep, containers=[{"name": "api"}])
+    assert key(deep) != key(deep, priority=1)  # a new child
+    without = ("object", "spec", WITHOUT, "nodeName")
+    assert key(without) == key(without, nodeName="b")
+    assert key(without) != key(without, hostPID=True)

@@ -184,3 +184,34 @@ def test_falco_stable_rules_load_and_compile() -> None:
     shadow = open_file("/etc/shadow", comm="python3", exe="/usr/bin/python3")
     names = {m.rule.name for m in engine.evaluate(shadow)}
     assert "Read sensitive file untrusted" in names
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/etc/shadow",
+        "/shadow",
+        "/",
+        "//etc/x",
+        "///etc/x",
+        "/etc//shadow",
+        "/etc/./shadow",
+        "/etc/../etc/shadow",
+        "/etc/.hidden",
+        "/etc/dir/",
+        "etc/shadow",
+        "./shadow",
+        "shadow",
+        "../x",
+        ".",
+    ],
+)
+def test_path_fields_match_os_path(path: str) -> None:
+    """fd.name, fd.directory and fd.filename skip normpath's work only where it changes nothing."""
+    import os.path
+
+    from garrison.rules.syscall_fields import normal_path, split_path
+
+    clean = os.path.normpath(path)
+    assert normal_path(path) == clean
+    assert split_path(path) == (os.path.dirname(clean), os.path.basename(clean))

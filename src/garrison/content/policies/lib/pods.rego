@@ -9,11 +9,12 @@ workload_kinds := {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Repl
 kind := input.review.object.kind
 
 # Each branch reads only the path it needs (not the whole object), so a review's result can
-# be shared with the reviews that differ only elsewhere (a ReplicaSet's pods: name, uid).
+# be shared with the reviews that differ only elsewhere (a ReplicaSet's pods: name, uid; and
+# once scheduled, nodeName, which no check here reads: it is left out of a Pod's spec).
 # Undefined for other kinds; {} for a pod-bearing kind without a spec.
 spec := s if {
 	kind == "Pod"
-	s := input.review.object.spec
+	s := object.remove(input.review.object.spec, {"nodeName"})
 } else := s if {
 	kind in workload_kinds
 	s := input.review.object.spec.template.spec
