@@ -33,6 +33,7 @@ _PACKAGE = re.compile(r"^\s*package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
 _NOT_CALL = re.compile(r"^(?P<indent>\s*)not\s+(?P<fn>[A-Za-z_][\w.]*)\((?P<args>.*)\)\s*$")
 _REF_ARG = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*|\[[^\]]*\])+$")
 _RE_MATCH = re.compile(r"\bre_match\s*\(")
+HOISTED = "__garrison_h"  # the variables negated reference arguments are hoisted into
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ def _hoist_negation(line: str, counter: list[int]) -> list[str]:
     for arg in args:
         if _REF_ARG.match(arg) and not arg.startswith(("true", "false", "null")):
             counter[0] += 1
-            var = f"__garrison_h{counter[0]}"
+            var = f"{HOISTED}{counter[0]}"
             hoisted.append(f"{indent}{var} := {arg}")
             new_args.append(var)
         else:

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from garrison.admission.input_reads import COLLECTIONS, WITHOUT, Prefix
+from garrison.admission.input_reads import COLLECTIONS, PRESENT, WITHOUT, Prefix
 from garrison.admission.rego import Violation
 
 DEFAULT_ENTRIES = 16384
@@ -53,6 +53,9 @@ def projection(review: Mapping[str, Any], prefixes: Sequence[Prefix]) -> list[An
         for at, step in enumerate(prefix):
             if step == COLLECTIONS:
                 node = _collections(node)
+                break
+            if step == PRESENT:
+                node = ["present", type(node).__name__]
                 break
             if step == WITHOUT:
                 if isinstance(node, Mapping):

@@ -76,6 +76,22 @@ def prefixes(rego: str) -> set[str] | None:
             "v contains 1 if { s := object.remove(input.review.object.spec, input.parameters.k) }",
             {"review.object.spec", "parameters.k"},
         ),
+        (  # a part of input given to a function: what the function reads of it
+            'f(r) := r.operation\nv contains 1 if f(input.review) == "CREATE"',
+            {"review.operation"},
+        ),
+        (  # through functions calling functions
+            "g(o) := o.spec.hostPID\nf(r) := g(r.object)\nv contains 1 if f(input.review)",
+            {"review.object.spec.hostPID"},
+        ),
+        (  # a parameter used whole reads the argument whole
+            "f(r) := r\nv contains 1 if f(input.review.object).x",
+            {"review.object"},
+        ),
+        (  # matched against a pattern: read whole
+            'f("x") := 1\nv contains 1 if f(input.review.name)',
+            {"review.name"},
+        ),
     ],
 )
 def test_prefixes_of_references(rego: str, expected: set[str]) -> None:
@@ -93,6 +109,25 @@ def test_prefixes_of_references(rego: str, expected: set[str]) -> None:
 )
 def test_unbounded_reads(rego: str) -> None:
     assert prefixes(rego) is None
+
+
+def test_a_hoisted_negated_argument_reads_what_the_function_reads() -> None:
+    """OPA's negation hoisting (``t := input.review; not f(t)``) keeps the call's precision;
+    that ``input.review`` is there at all is part of the key."""
+    from garrison.admission.rego import rewrite_v0
+
+    engine = regorus.Engine()
+    engine.set_rego_v0(True)
+    source = (
+        "package t\n"
+        'is_update(review) { review.operation == "UPDATE" }\n'
+        "violation[1] {\n  not is_update(input.review)\n}\n"
+    )
+    engine.add_policy("t.rego", rewrite_v0(source))
+    assert input_prefixes(engine.get_ast_as_json()) == {
+        ("review", "operation"),
+        ("review", "\0present"),
+    }
 
 
 def test_imports_of_input_count_as_reads() -> None:
