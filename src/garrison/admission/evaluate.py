@@ -19,7 +19,7 @@ from typing import Any, Literal
 from garrison.admission.cel import CelProgram
 from garrison.admission.input_reads import Prefix, input_prefixes
 from garrison.admission.inventory import Inventory
-from garrison.admission.match import matches
+from garrison.admission.match import RequestFacts, matches
 from garrison.admission.model import (
     Constraint,
     ConstraintTemplate,
@@ -144,11 +144,12 @@ class PolicySet:
         # constraints of one template with the same parameters see the same review: one run
         memo: dict[tuple[str, str], list[Violation]] = {}
         encoded: dict[tuple[Prefix, ...], bytes] = {}  # the review's projections, once each
+        facts = _Facts(request)
         for lc in self.constraints:
             action = lc.constraint.action_at(point)
             if action is None:
                 continue
-            if not _matches_either(lc.constraint, request, self.inventory):
+            if not _matches_either(lc.constraint, facts, self.inventory):
                 continue
             loaded = self.templates[lc.constraint.kind]
             # CEL sees the whole constraint (its name too); Rego only its parameters
@@ -226,15 +227,27 @@ def _choose_engine(template: ConstraintTemplate, mode: EngineMode) -> str:
     return "cel"
 
 
-def _matches_either(
-    constraint: Constraint, request: Mapping[str, Any], inventory: Inventory
-) -> bool:
+class _Facts:
+    """A request and, worked out once for every constraint, what matching reads of it and of
+    its old object (Gatekeeper matches an update on either)."""
+
+    def __init__(self, request: Mapping[str, Any]) -> None:
+        self.request = request
+        self.new = RequestFacts.of(request)
+        old = request.get("oldObject")
+        self.old_request: Mapping[str, Any] | None = None
+        self.old: RequestFacts | None = None
+        if isinstance(old, Mapping) and request.get("object") is not None:
+            self.old_request = {**request, "object": old}
+            self.old = RequestFacts.of(self.old_request)
+
+
+def _matches_either(constraint: Constraint, facts: _Facts, inventory: Inventory) -> bool:
     """Gatekeeper matches an update on its new object or its old one."""
-    if matches(constraint.match, request, inventory.namespace):
+    if matches(constraint.match, facts.request, inventory.namespace, facts.new):
         return True
-    old = request.get("oldObject")
-    if isinstance(old, Mapping) and request.get("object") is not None:
-        return matches(constraint.match, {**request, "object": old}, inventory.namespace)
+    if facts.old_request is not None:
+        return matches(constraint.match, facts.old_request, inventory.namespace, facts.old)
     return False
 
 

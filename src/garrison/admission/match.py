@@ -9,6 +9,7 @@ Namespace's own labels, else the labels of the object's namespace), name, and so
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from garrison.admission.model import LabelSelector, Match, PolicyError
@@ -61,22 +62,64 @@ def _kinds_match(match: Match, group: str, kind: str) -> bool:
     return False
 
 
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What matching reads of a request, worked out once for all the constraints."""
+
+    obj: Mapping[str, Any]
+    group: str
+    kind: str
+    name: str
+    namespace: str
+    is_namespace: bool
+
+    @classmethod
+    def of(cls, request: Mapping[str, Any]) -> RequestFacts:
+        obj = reviewed_object(request)
+        group, kind = object_kind(request, obj)
+        metadata = as_map(obj.get("metadata"))
+        return cls(
+            obj=obj,
+            group=group,
+            kind=kind,
+            name=str(request.get("name") or metadata.get("name") or ""),
+            namespace=str(request.get("namespace") or metadata.get("namespace") or ""),
+            is_namespace=group == "" and kind == "Namespace",
+        )
+
+
+def _namespace_labels(
+    request: Mapping[str, Any], facts: RequestFacts, namespaces: NamespaceLookup | None
+) -> Mapping[str, Any]:
+    """A Namespace's own labels, else those of the object's namespace."""
+    if facts.is_namespace:
+        return _labels(facts.obj)
+    ns_obj = request.get("namespaceObject")
+    if not isinstance(ns_obj, Mapping) and namespaces is not None:
+        ns_obj = namespaces(facts.namespace)
+    if not isinstance(ns_obj, Mapping):
+        raise PolicyError(
+            f"namespaceSelector needs the Namespace {facts.namespace!r}, which is not known"
+        )
+    return _labels(ns_obj)
+
+
 def matches(
     match: Match,
     request: Mapping[str, Any],
     namespaces: NamespaceLookup | None = None,
+    facts: RequestFacts | None = None,
 ) -> bool:
     """True when the constraint applies to the request.
 
     ``namespaces`` finds a Namespace object by name (a namespaceSelector needs one); the
-    request's own ``namespaceObject`` is used first, as Gatekeeper does.
+    request's own ``namespaceObject`` is used first, as Gatekeeper does. ``facts`` are the
+    request's (``RequestFacts.of(request)``), when the caller matches many constraints.
     """
-    obj = reviewed_object(request)
-    group, kind = object_kind(request, obj)
-    metadata = as_map(obj.get("metadata"))
-    name = str(request.get("name") or metadata.get("name") or "")
-    namespace = str(request.get("namespace") or metadata.get("namespace") or "")
-    is_namespace = group == "" and kind == "Namespace"
+    if facts is None:
+        facts = RequestFacts.of(request)
+    obj, group, kind = facts.obj, facts.group, facts.kind
+    name, namespace, is_namespace = facts.name, facts.namespace, facts.is_namespace
 
     if not _kinds_match(match, group, kind):
         return False
@@ -99,18 +142,8 @@ def matches(
         ):
             return False
     if match.namespace_selector is not None and (is_namespace or namespace):
-        if is_namespace:
-            ns_labels = _labels(obj)
-        else:
-            ns_obj = request.get("namespaceObject")
-            if not isinstance(ns_obj, Mapping) and namespaces is not None:
-                ns_obj = namespaces(namespace)
-            if not isinstance(ns_obj, Mapping):
-                raise PolicyError(
-                    f"namespaceSelector needs the Namespace {namespace!r}, which is not known"
-                )
-            ns_labels = _labels(ns_obj)
-        if not selector_matches(match.namespace_selector, ns_labels):
+        labels = _namespace_labels(request, facts, namespaces)
+        if not selector_matches(match.namespace_selector, labels):
             return False
     if match.name is not None and not glob_match(match.name, name):
         return False
