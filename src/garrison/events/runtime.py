@@ -9,11 +9,17 @@ HOST_CONTAINER = "host"  # container_id of a process outside any container
 # belongs to another process: which container it came from cannot be known
 UNKNOWN_CONTAINER = "unknown"
 NOT_A_CONTAINER = frozenset({HOST_CONTAINER, UNKNOWN_CONTAINER})
+# An attribute (never encoded) the sensor sets on events it vouches for: two events with equal
+# keys agree on every field but the clock and sequence ones, so the rules engine may reuse
+# the first one's matching rules for the second (see Engine.evaluate).
+MEMO_KEY = "memo_key"
 
 
-class RuntimeEvent(msgspec.Struct, kw_only=True):
+class RuntimeEvent(msgspec.Struct, kw_only=True, dict=True):
     """One kernel event, attributed. ``container_id`` is ``host`` outside containers and
-    ``unknown`` where a late event's container could no longer be told."""
+    ``unknown`` where a late event's container could no longer be told. (``dict=True``: an
+    instance may carry attributes that are not fields, such as ``MEMO_KEY``; they are
+    neither encoded nor copied.)"""
 
     type: str
     time: float

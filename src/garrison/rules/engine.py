@@ -41,6 +41,7 @@ PRIORITY_SEVERITY = {
     "DEBUG": Severity.INFORMATIONAL,
 }
 CANDIDATE_CACHE_LIMIT = 4096
+MEMO_LIMIT = 4096  # remembered (memo key -> matching rules) entries, cleared whole when full
 HOT_BUCKET_EVENTS = 64  # events of one (verb, resource, stage) before its rules are fused
 MAX_FUSED_BUCKETS = 256
 
@@ -64,11 +65,12 @@ class CompiledRule:
     predicate: Any
     node: Node
     render: Renderer
-    fields: frozenset[str]
+    fields: frozenset[str]  # of the condition and the output
     constraints: Mapping[str, frozenset[str]]
     never: bool
     file: str
     line: int
+    condition_fields: frozenset[str] = frozenset()  # the condition's (and exceptions') alone
 
 
 class Match:
@@ -132,6 +134,11 @@ class Engine:
         self._codegen = codegen
         self.hot_after = hot_after if codegen is not None else None
         self.fused = 0
+        # matches reused between events the caller vouches are alike (evaluate's memo_key),
+        # unless a rule reads a field in which such events differ
+        self.memoizable = not any(rule.condition_fields & table.volatile for rule in self.rules)
+        self._memo: dict[tuple[Any, str], tuple[CompiledRule, ...]] = {}
+        self.memo_hits = 0
 
     @classmethod
     def build(
@@ -188,7 +195,27 @@ class Engine:
             self._candidates[key] = found
         return found
 
-    def evaluate(self, event: Any, *, cluster: str = "") -> list[Match]:
+    def evaluate(self, event: Any, *, cluster: str = "", memo_key: Any = None) -> list[Match]:
+        """The rules ``event`` matches. ``memo_key``: the caller vouches that every event
+        given the same key agrees with this one on every field but the source's volatile ones
+        (clock, sequence); the matching rules are then worked out once per key."""
+        if memo_key is None or not self.memoizable:
+            return self._evaluate(event, cluster)
+        key = (memo_key, cluster)
+        known = self._memo.get(key)
+        if known is not None:
+            self.memo_hits += 1
+            ctx = EvalContext(event)
+            if cluster:
+                ctx.cache["cluster"] = cluster
+            return [Match(rule, ctx) for rule in known]
+        found = self._evaluate(event, cluster)
+        if len(self._memo) >= MEMO_LIMIT:
+            self._memo.clear()
+        self._memo[key] = tuple(match.rule for match in found)
+        return found
+
+    def _evaluate(self, event: Any, cluster: str) -> list[Match]:
         ctx = EvalContext(event)
         if cluster:
             ctx.cache["cluster"] = cluster
@@ -310,6 +337,7 @@ def _compile_rule(
     never = isinstance(node, Constant) and not node.value
     predicate = codegen.function(node, rule.name)
     render, output_refs = compile_output(rule.output, table)
+    condition_fields = frozenset(used)
     used |= {ref.name for ref in output_refs}
     return CompiledRule(
         name=rule.name,
@@ -329,4 +357,5 @@ def _compile_rule(
         never=never,
         file=rule.location.file,
         line=rule.location.line,
+        condition_fields=condition_fields,
     )

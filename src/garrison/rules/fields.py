@@ -60,6 +60,9 @@ class FieldTable:
     # every value an index dimension can take for this source's events, where known
     index_domains: Mapping[str, frozenset[str]] = field(default_factory=dict)
     aliases: Mapping[str, str] = field(default_factory=dict)
+    # fields that differ between events agreeing on all else (clocks, sequence numbers): an
+    # engine whose rules read one never reuses matches between such events
+    volatile: frozenset[str] = frozenset()
 
     def lookup(self, name: str) -> FieldDef | None:
         return self.fields.get(self.aliases.get(name, name))

@@ -596,6 +596,7 @@ def build_table(hostname: str, known_names: Mapping[str, str]) -> FieldTable:
         index_fields=(("evt.type",),),
         index_key=_index_key,
         index_domains={"evt.type": PRODUCED_EVENT_TYPES},
+        volatile=frozenset({"evt.num", "evt.time", "evt.rawtime"}),
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from garrison.content import default_runtime_rule_files
 from garrison.events.alert import Alert, Mitre, Severity
-from garrison.events.runtime import RuntimeEvent
+from garrison.events.runtime import MEMO_KEY, RuntimeEvent
 from garrison.rules.engine import BuildReport, CompiledRule, Engine, Match
 from garrison.rules.pack import build_source_engine
 from garrison.runtime.alerts import make_alert
@@ -114,7 +114,8 @@ class RuntimeAnalyzer:
         blocked = event.type == "exec" and event.blocked
         lineage = self._lineage(event)
         hygiene = self.hygiene
-        for match in self.engine.evaluate(event, cluster=self.cluster):
+        memo_key = getattr(event, MEMO_KEY, None)
+        for match in self.engine.evaluate(event, cluster=self.cluster, memo_key=memo_key):
             if hygiene is not None and hygiene.merge(
                 match.rule.id, event.container_id, lineage, event.time, " ".join(event.args)
             ):

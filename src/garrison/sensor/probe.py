@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import msgspec
 
 from garrison.events.errors import GarrisonError
-from garrison.events.runtime import RuntimeEvent
+from garrison.events.runtime import MEMO_KEY, RuntimeEvent
 from garrison.sensor.attribution import CgroupResolver, container_of
 from garrison.sensor.containers import ContainerInfo, ContainerMetadata
 from garrison.sensor.kube import PodInfo
@@ -185,6 +185,11 @@ class PodLookup(Protocol):
 # again, in the kernel's nanoseconds: a pod the watch learns of late shows within this.
 IDENTITY_TTL_NS = 500_000_000
 _replace = msgspec.structs.replace
+# events a process repeats alike (the same open, the same connect): they carry a MEMO_KEY, so
+# the rules run once per kind of repeat; a process's first events (exec, fork) never repeat
+_REPEATING = frozenset(
+    {"open", "connect", "dup_socket", "listen", "accept", "unlink", "rename", "chmod", "utimes"}
+)
 
 
 @dataclass(slots=True)
@@ -196,6 +201,7 @@ class _Identity:
     ``IDENTITY_TTL_NS``.
     """
 
+    serial: int  # unique among the identities this decoding made: names it in memo keys
     node: Node | None
     parent: Node | None
     leader: Node | None
@@ -219,6 +225,7 @@ class Decoding:
     seq: int = 0
     max_identities: int = 65536
     _identities: dict[int, _Identity] = field(default_factory=dict)
+    _serial: int = 0
 
     def event(
         self,
@@ -250,7 +257,7 @@ class Decoding:
         if comm != known.comm_raw:
             known.comm_raw, known.comm = comm, comm.partition(b"\0")[0].decode("utf-8", "replace")
         template = known.template
-        return _replace(
+        event = _replace(
             template,
             type=kind,
             time=time_ns / 1e9 + self.offset,
@@ -269,6 +276,10 @@ class Decoding:
             pod_labels=dict(template.pod_labels) if template.pod_labels else {},
             **fields,
         )
+        if kind in _REPEATING:  # every field but time and seq is in the key
+            key = (known.serial, kind, tid, uid, gid, comm, cap, *fields.values())
+            setattr(event, MEMO_KEY, key)
+        return event
 
     def _identify(self, pid: int, ppid: int, cgroup_id: int, time_ns: int) -> _Identity:
         nodes = self.tree.nodes
@@ -315,8 +326,18 @@ class Decoding:
         )
         if len(self._identities) >= self.max_identities:
             self._identities.clear()
+        self._serial += 1
         known = _Identity(
-            node, parent, leader, ppid, cgroup_id, time_ns + IDENTITY_TTL_NS, b"", "", template
+            self._serial,
+            node,
+            parent,
+            leader,
+            ppid,
+            cgroup_id,
+            time_ns + IDENTITY_TTL_NS,
+            b"",
+            "",
+            template,
         )
         self._identities[pid] = known
         return known

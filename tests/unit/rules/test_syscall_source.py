@@ -215,3 +215,20 @@ def test_path_fields_match_os_path(path: str) -> None:
     clean = os.path.normpath(path)
     assert normal_path(path) == clean
     assert split_path(path) == (os.path.dirname(clean), os.path.basename(clean))
+
+
+def test_matches_are_reused_only_between_events_vouched_alike() -> None:
+    """evaluate(memo_key=...): the second event of a key gets the first's rules (its output
+    rendered from itself); a rule set reading a clock or sequence field never reuses them."""
+    engine = rules(rule("fd.name = /etc/shadow", output="read by %proc.pid seq %evt.num"))
+    first, second = open_file("/etc/shadow"), open_file("/etc/shadow")
+    second.seq, second.pid = 2, 999  # not in the key: the caller vouched they are alike
+    assert [m.output for m in engine.evaluate(first, memo_key=("k",))] == ["read by 4242 seq 1"]
+    assert [m.output for m in engine.evaluate(second, memo_key=("k",))] == ["read by 999 seq 2"]
+    assert engine.memo_hits == 1
+    other = open_file("/etc/hosts")
+    assert engine.evaluate(other, memo_key=("k2",)) == [] and engine.memo_hits == 1
+    clocked = rules(rule("fd.name = /etc/shadow and evt.num > 1"))
+    assert not clocked.memoizable
+    assert not clocked.evaluate(first, memo_key=("k",))
+    assert clocked.evaluate(second, memo_key=("k",)) and clocked.memo_hits == 0

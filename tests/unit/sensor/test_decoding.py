@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from garrison.events.runtime import RuntimeEvent
 from garrison.sensor.attribution import CgroupResolver
 from garrison.sensor.kube import PodInfo, containers_of
 from garrison.sensor.probe import DECODERS, Decoding
@@ -177,3 +178,52 @@ def test_identities_are_bounded_and_forgotten_at_exit() -> None:
     exited = TaskEvent(type=EVENT_EXIT, pid=149, ppid=1, time_ns=2)
     assert DECODERS[EVENT_EXIT](bytes(exited), ctx) is not None
     assert 149 not in ctx._identities
+
+
+def test_repeats_carry_equal_memo_keys_and_reuse_only_what_holds() -> None:
+    """A process's repeated opens and connects carry the same MEMO_KEY (so the rules run once
+    for them); another path, another process image or an exec makes another key, and the
+    rules' answers with keys equal those without."""
+    import socket
+
+    from garrison.events.runtime import MEMO_KEY
+    from garrison.runtime.analyzer import build_engine
+    from garrison.sensor.wire import EVENT_CONNECT, EVENT_OPEN, FileEvent, NetEvent
+
+    tree = ProcessTree()
+    tree.exec(50, 1, "cat", "/bin/cat", ("cat", "/etc/shadow"))
+    ctx = Decoding(0.0, None, tree)
+
+    def opened(path: bytes, time_ns: int) -> RuntimeEvent:
+        raw = FileEvent(type=EVENT_OPEN, pid=50, tid=50, ppid=1, time_ns=time_ns, ret=3)
+        raw.path = path
+        event = DECODERS[EVENT_OPEN](bytes(raw), ctx)
+        assert event is not None
+        return event
+
+    def connected(port: int, time_ns: int) -> RuntimeEvent:
+        raw = NetEvent(type=EVENT_CONNECT, pid=50, tid=50, ppid=1, time_ns=time_ns, port=port)
+        raw.family = socket.AF_INET
+        raw.addr[:4] = list(socket.inet_aton("203.0.113.9"))
+        event = DECODERS[EVENT_CONNECT](bytes(raw), ctx)
+        assert event is not None
+        return event
+
+    events = [opened(b"/etc/shadow", t) for t in (1, 2)] + [opened(b"/etc/hosts", 3)]
+    events += [connected(p, t) for p, t in ((3333, 4), (3333, 5), (443, 6))]
+    keys = [getattr(e, MEMO_KEY) for e in events]
+    assert keys[0] == keys[1] != keys[2] and keys[3] == keys[4] != keys[5]
+    tree.exec(50, 1, "sh", "/bin/sh", ("sh",))  # a new image: new keys
+    events.append(opened(b"/etc/shadow", 7))
+    assert getattr(events[-1], MEMO_KEY) != keys[0]
+    exec_raw = ExecEvent(type=EVENT_EXEC, pid=50, tid=50, ppid=1, time_ns=8)
+    exec_event = DECODERS[EVENT_EXEC](bytes(exec_raw), ctx)
+    assert exec_event is not None and getattr(exec_event, MEMO_KEY, None) is None
+
+    remembering, fresh = build_engine([])[0], build_engine([])[0]
+    assert remembering.memoizable
+    for event in events:
+        reused = remembering.evaluate(event, memo_key=getattr(event, MEMO_KEY))
+        assert [m.rule.id for m in reused] == [m.rule.id for m in fresh.evaluate(event)]
+    assert remembering.memo_hits == 2
+    assert any(fresh.evaluate(e) for e in events)  # the comparison saw matches
