@@ -23,8 +23,12 @@ from garrison.admission.rego import Violation
 
 DEFAULT_ENTRIES = 16384
 MAX_VIOLATIONS_KEPT = 64  # a result longer than this is not kept: memory stays a few MiB
-_ABSENT = ["absent"]  # encodes differently from any JSON value found at a path
-_SCALAR = ["scalar"]  # a child that is no collection, where only collections can be reached
+# Every part of a projection is tagged, so that no JSON value in a review can encode like a
+# marker (an untagged ["absent"] would: a crafted object could then take another's key):
+# ["v", value] a value found; ["a"] nothing at the path; ["p", type] only that something of
+# that JSON type is there; ["s"] a child that is no collection, where only collections count.
+_ABSENT = ["a"]
+_SCALAR = ["s"]
 
 
 def review_prefixes(prefixes: frozenset[Prefix] | None) -> tuple[Prefix, ...] | None:
@@ -55,19 +59,22 @@ def projection(review: Mapping[str, Any], prefixes: Sequence[Prefix]) -> list[An
                 node = _collections(node)
                 break
             if step == PRESENT:
-                node = ["present", type(node).__name__]
+                node = ["p", type(node).__name__]
                 break
             if step == WITHOUT:
                 if isinstance(node, Mapping):
                     dropped = prefix[at + 1 :]
                     node = {k: v for k, v in node.items() if k not in dropped}
+                node = ["v", node]
                 break
             if isinstance(node, Mapping) and step in node:
                 node = node[step]
             else:
                 node = _ABSENT
                 break
-        out.append([node])  # wrapped: the sentinel list is never confused with a value
+        else:
+            node = ["v", node]
+        out.append(node)
     return out
 
 
@@ -75,10 +82,14 @@ def _collections(node: Any) -> Any:
     """What a reference with more steps after a dynamic index can reach: the children that
     are collections, whole; of the others only that they are there (their keys)."""
     if isinstance(node, Mapping):
-        return {k: v if isinstance(v, (Mapping, list)) else _SCALAR for k, v in node.items()}
+        return ["v", {k: _reachable(v) for k, v in node.items()}]
     if isinstance(node, list):
-        return [v if isinstance(v, (Mapping, list)) else _SCALAR for v in node]
+        return ["v", [_reachable(v) for v in node]]
     return _SCALAR
+
+
+def _reachable(child: Any) -> Any:
+    return ["v", child] if isinstance(child, (Mapping, list)) else _SCALAR
 
 
 class ResultCache:

@@ -308,3 +308,23 @@ def test_narrower_keys_change_only_with_what_can_be_read() -> None:
     without = ("object", "spec", WITHOUT, "nodeName")
     assert key(without) == key(without, nodeName="b")
     assert key(without) != key(without, hostPID=True)
+
+
+def test_no_value_in_a_review_keys_like_a_marker() -> None:
+    """A crafted object must not take the key of another: values and markers never encode
+    alike (a list ["a"] where nothing is, ["s"] where a scalar child is, ...)."""
+    from garrison.admission.input_reads import COLLECTIONS, PRESENT
+    from garrison.admission.result_cache import ResultCache
+
+    cache = ResultCache()
+
+    def key(obj: object, prefix: tuple[str, ...]) -> bytes:
+        return cache.key("K", "{}", {"object": obj}, (prefix,))
+
+    for marker in (["a"], ["absent"], ["s"], ["p", "dict"], ["v", None]):
+        assert key({"spec": marker}, ("object", "spec")) != key({}, ("object", "spec"))
+        assert key({"spec": {"x": marker}}, ("object", "spec", COLLECTIONS)) != key(
+            {"spec": {"x": "node-1"}}, ("object", "spec", COLLECTIONS)
+        )
+        assert key(marker, ("object", PRESENT)) != key({}, ("object", PRESENT))
+    assert key({"spec": None}, ("object", "spec")) != key({}, ("object", "spec"))
