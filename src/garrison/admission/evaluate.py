@@ -32,6 +32,7 @@ from garrison.admission.result_cache import DEFAULT_ENTRIES, ResultCache, review
 from garrison.admission.schema import apply_defaults, validate
 
 EngineMode = Literal["auto", "rego", "cel"]
+MAX_KEYED_PARAMETERS = 256  # parameter sets whose read analysis a template keeps
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,23 @@ class LoadedTemplate:
     cel: CelProgram | None = None
     seconds: float = 0.0  # evaluation time spent, for the costliest-template report
     evaluations: int = 0
-    # the parts of the review the template can read (None: its results are never shared)
-    keyed_by: tuple[Prefix, ...] | None = None
+    # the parts of the review the template can read, per constraint parameters (None: its
+    # results are never shared); found from its syntax tree on first use, bounded
+    _keys: dict[str, tuple[Prefix, ...] | None] = field(default_factory=dict)
+    _ast: str = ""
+
+    def keyed_by(
+        self, parameters_json: str, parameters: Mapping[str, Any]
+    ) -> tuple[Prefix, ...] | None:
+        if parameters_json not in self._keys:
+            if self.rego is None:
+                return None
+            if not self._ast:
+                self._ast = self.rego.ast_json()
+            if len(self._keys) >= MAX_KEYED_PARAMETERS:
+                self._keys.clear()
+            self._keys[parameters_json] = review_prefixes(input_prefixes(self._ast, parameters))
+        return self._keys[parameters_json]
 
 
 @dataclass
@@ -81,7 +97,6 @@ class PolicySet:
         loaded = LoadedTemplate(template=template, engine=engine)
         if engine == "rego":
             loaded.rego = RegoProgram(template)
-            loaded.keyed_by = review_prefixes(input_prefixes(loaded.rego.ast_json()))
         else:
             loaded.cel = CelProgram(template)
         self.templates[template.kind] = loaded
@@ -143,7 +158,7 @@ class PolicySet:
         review_json: list[str] = []  # serialised once, on first use
         # constraints of one template with the same parameters see the same review: one run
         memo: dict[tuple[str, str], list[Violation]] = {}
-        encoded: dict[tuple[Prefix, ...], bytes] = {}  # the review's projections, once each
+        encoded: dict[Prefix, bytes] = {}  # the review's projections, once per path
         facts = _Facts(request)
         for lc in self.constraints:
             action = lc.constraint.action_at(point)
@@ -175,16 +190,19 @@ class PolicySet:
         lc: LoadedConstraint,
         request: Mapping[str, Any],
         review_json: list[str],
-        encoded: dict[tuple[Prefix, ...], bytes],
+        encoded: dict[Prefix, bytes],
     ) -> list[Violation]:
         loaded = self.templates[lc.constraint.kind]
         started = time.perf_counter()
         try:
             if loaded.rego is not None:
                 key = None
-                if loaded.keyed_by is not None:
+                keyed_by = None
+                if self.cache.entries > 0:  # no cache: no keys to work out
+                    keyed_by = loaded.keyed_by(lc.parameters_json, lc.parameters)
+                if keyed_by is not None:
                     key = self.cache.key(
-                        lc.constraint.kind, lc.parameters_json, request, loaded.keyed_by, encoded
+                        lc.constraint.kind, lc.parameters_json, request, keyed_by, encoded
                     )
                     shared = self.cache.get(key)
                     if shared is not None:

@@ -1,43 +1,51 @@
-"""Which parts of ``input`` a Rego template can read, found in its syntax tree.
+"""Which parts of ``input`` a Rego template's violations can depend on, from its syntax tree.
 
-A template's result is a function of the parts of ``input`` its references reach, of
+A template's result is a function of the parts of ``input`` its evaluation reaches, of
 ``data.inventory`` and of nothing else — unless it calls a builtin whose answer changes
 between calls (time, randomness, the network), rewrites input with ``with``, or hands
-``input`` itself around. Every reference rooted at ``input`` is followed through its static
-fields (``input.review.object.spec``; ``object.get(input.review.object, ["metadata",
-"labels"], {})`` counts as the same kind of reference) up to the first dynamic index, which
-makes the whole subtree before it a dependency — with two narrower forms:
+``input`` itself around. This module finds those parts by a small abstract evaluation of the
+``violation`` rule (regorus's AST), so identical-enough reviews can share one evaluation
+(:mod:`garrison.admission.result_cache`): a ReplicaSet's pods, which differ only in name, uid
+and creation time; running replicas on different nodes; and rollouts that change only an
+image tag, for templates that do not read the image.
 
-- a dynamic index followed by more steps (``input.review.object.spec[field][_]``, the
-  library's way over ``containers`` and ``initContainers``) can only reach into the
-  collections among that subtree's children: a scalar child (a pod's ``nodeName``) indexed
-  further is undefined whatever its value, so only its presence counts (``COLLECTIONS``);
-- ``object.remove(input.review.object.spec, {"nodeName"})`` reads the subtree but for those
-  keys (``WITHOUT``; garrison's pod library reads a pod's spec so).
+Every expression evaluates to a ``Val``: the parts of input it *is* (``paths``: it is the
+subtree at one of them; ``elems``: it is a collection whose elements are such subtrees), or a
+constant known now (the constraint's parameters, literals), or nothing tracked. A value that
+is only stepped into (``container.resources.limits``), iterated (``containers[_]``, ``some c in
+...``), bound to a variable, passed to one of the template's functions, or returned by a rule
+keeps its paths; every other use reads them whole (a comparison, a builtin's argument, a
+message). So ``container := input.review.object.spec[field][_]`` then ``container.name`` reads
+``review.object.spec.*.*.name`` and, for the iteration, which keys and elements exist
+(``PRESENT``). Path steps may be ``WILD`` (every key or element); ``COLLECTIONS``,
+``WITHOUT`` and ``PRESENT`` end a path with a narrower read (see below). A value no rule
+tracks has had its reads recorded where it was computed, so nothing escapes the key.
 
-The result is the smallest set of such prefixes, or ``None`` when the template's use of
-input cannot be bounded. This is what lets
-identical reviews — a ReplicaSet's pods differ only in name, uid and creation time — share one
-evaluation (see :mod:`garrison.admission.result_cache`).
+With the parameters known, a body that iterates a parameter that is empty (``exemption :=
+exempt_images[_]`` with no ``exemptImages``) or reads one that is absent can never succeed,
+and is not evaluated: a template that reads ``container.image`` only to compare it with
+exempted images does not read it for a constraint that exempts none.
 
-The analysis is deliberately conservative: a node it does not know is walked as data, so an
-``input`` it cannot place makes the template unbounded rather than mis-keyed.
+Two narrower reads beside paths: a dynamic index followed by more steps reaches only the
+collections among a subtree's children (``COLLECTIONS``: a scalar indexed further is undefined
+whatever its value); ``object.remove(x, {"nodeName"})`` reads ``x`` less those keys
+(``WITHOUT``). Anything the evaluation does not know is read whole, so an unfamiliar construct
+costs sharing, never correctness; an ``input`` it cannot place makes the template unbounded.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from garrison.admission.rego import HOISTED
-
 Prefix = tuple[str, ...]
-# markers ending a prefix (never a JSON key: they start with a NUL)
+# markers (never a JSON key: they start with a NUL)
 COLLECTIONS = "\0collections"  # the children that are objects or arrays, and the others' keys
 WITHOUT = "\0without"  # the subtree less the keys after the marker
 PRESENT = "\0present"  # only whether the node is there, and its JSON type
+WILD = "\0*"  # a step: every key of an object, every element of an array
 
 # builtins whose answer is not a function of their arguments
 NONDETERMINISTIC = frozenset(
@@ -53,10 +61,46 @@ NONDETERMINISTIC = frozenset(
         "crypto.x509.parse_and_verify_certificates_with_options",
     }
 )
+MAX_DEPTH = 24  # nested rule and function evaluations followed before giving up (unbounded)
+_UNKNOWN = "\0unknown"  # Val.known: no constant known
+_UNDEFINED = "\0undefined"  # Val.known: the expression is undefined whatever the input
+_ANY_STRING = "\0string"  # Val.known: one of some constant strings (a member of a known list)
 
 
 class _Unbounded(Exception):
     pass
+
+
+class _Reordered(Exception):
+    """A variable was used before the statement that binds it (Rego reorders ``some x in``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+@dataclass(frozen=True)
+class Val:
+    paths: frozenset[Prefix] = frozenset()
+    elems: frozenset[Prefix] = frozenset()
+    known: str = _UNKNOWN  # the constant's JSON, or _UNKNOWN / _UNDEFINED
+
+    def value(self) -> Any:
+        return json.loads(self.known)
+
+    @property
+    def is_known(self) -> bool:
+        return self.known not in (_UNKNOWN, _UNDEFINED, _ANY_STRING)
+
+
+OTHER = Val()
+UNDEFINED = Val(known=_UNDEFINED)
+
+
+def _const(value: Any) -> Val:
+    try:
+        return Val(known=json.dumps(value, sort_keys=True))
+    except (TypeError, ValueError):
+        return OTHER
 
 
 def _single(node: Any) -> tuple[str, Any] | None:
@@ -67,280 +111,679 @@ def _single(node: Any) -> tuple[str, Any] | None:
     return None
 
 
-def _dotted_name(node: Any) -> str | None:
-    """``time.now_ns`` for a chain of static fields on a variable (a builtin's name)."""
+def _dotted(node: Any) -> list[str] | None:
+    """``data.lib.x.f`` as its names, for a chain of static fields on a variable."""
     single = _single(node)
     if single is None:
         return None
     kind, body = single
     if kind == "Var":
-        return str(body.get("value"))
+        return [str(body.get("value"))]
     if kind == "RefDot":
-        base = _dotted_name(body.get("refr"))
-        return None if base is None else f"{base}.{body['field'][1]}"
+        base = _dotted(body.get("refr"))
+        return None if base is None else [*base, str(body["field"][1])]
+    if kind == "RefBrack":
+        index = _single(body.get("index"))
+        base = _dotted(body.get("refr"))
+        if base is None or index is None or index[0] != "String":
+            return None
+        return [*base, str(index[1]["value"])]
     return None
 
 
-def _chain(
-    node: Any, aliases: Mapping[str, Prefix] | None = None
-) -> tuple[list[str] | None, list[Any], Any]:
-    """A reference's static prefix when it is rooted at ``input`` or at a function parameter
-    that stands for a part of it (``aliases``) — else None; ending in ``COLLECTIONS`` when a
-    dynamic index there is followed by more steps — its dynamic index expressions, and its
-    root when that is not ``input``."""
-    steps: list[str | None] = []
-    dynamic: list[Any] = []
-    current = node
-    while (single := _single(current)) is not None and single[0] in ("RefDot", "RefBrack"):
-        kind, body = single
-        if kind == "RefDot":
-            steps.append(str(body["field"][1]))
-        else:
-            index = _single(body.get("index"))
-            if index is not None and index[0] == "String":
-                steps.append(str(index[1]["value"]))
-            else:
-                steps.append(None)
-                dynamic.append(body.get("index"))
-        current = body.get("refr")
-    root = _single(current)
-    name = root[1].get("value") if root is not None and root[0] == "Var" else None
-    if name == "input" or (aliases and name in aliases):
-        prefix: list[str] = [] if name == "input" or not aliases else list(aliases[str(name)])
-        ordered = steps[::-1]
-        for at, step in enumerate(ordered):
-            if step is None:
-                if at < len(ordered) - 1:
-                    prefix.append(COLLECTIONS)
-                break
-            prefix.append(step)
-        return prefix, dynamic, None
-    return None, dynamic, current
-
-
-def _static_path(node: Any, collections: tuple[str, ...] = ("Array",)) -> list[str] | None:
-    """The key of ``object.get`` when it is a string or an array of strings (``object.remove``'s
-    keys: also a set)."""
+def _var(node: Any) -> str | None:
     single = _single(node)
-    if single is None:
-        return None
-    kind, body = single
-    if kind == "String":
-        return [str(body["value"])]
-    if kind in collections:
-        path: list[str] = []
-        for item in body.get("items") or []:
-            element = _single(item)
-            if element is None or element[0] != "String":
-                return None
-            path.append(str(element[1]["value"]))
-        return path
-    return None
-
-
-# how deep calls of functions with parts of input as arguments are followed
-MAX_CALL_DEPTH = 8
+    return str(single[1].get("value")) if single and single[0] == "Var" else None
 
 
 @dataclass
-class _Function:
-    params: list[str | None]  # the variable of each parameter; None: a pattern (a constant)
-    parts: list[Any]  # the bodies and the head's value: where the parameters are used
+class _Module:
+    package: tuple[str, ...]
+    imports: dict[str, list[str]]  # alias -> the imported path (data.* or input.*)
 
 
-class _Reads:
-    """The walk over a template's modules, collecting the prefixes of ``input`` it reads.
+@dataclass
+class _Definition:
+    module: _Module
+    rule: dict[str, Any]  # {"Spec": ...} or {"Default": ...}
 
-    A call of one of the template's own functions with a static reference into ``input`` as an
-    argument (``is_update(input.review)``) does not make that whole subtree a read: the
-    function's bodies are walked with the parameter standing for the reference, so
-    ``review.operation`` there reads ``input.review.operation``. Every use of the parameter
-    is found that way (a bare use reads the subtree whole), and a function's answer is a
-    function of what it reads, so nothing it returns escapes the key. Names are matched by
-    their last segment; two functions of one name are both walked (more reads, never fewer).
-    """
 
-    def __init__(self, functions: Mapping[str, list[_Function]]) -> None:
-        self.functions = functions
-        self.out: set[Prefix] = set()
-        self._followed: set[tuple[str, tuple[Prefix | None, ...]]] = set()
+@dataclass
+class _Analysis:
+    parameters: Mapping[str, Any] | None
+    rules: dict[tuple[tuple[str, ...], str], list[_Definition]] = field(default_factory=dict)
+    out: set[Prefix] = field(default_factory=set)
+    _rule_values: dict[tuple[tuple[str, ...], str], Val] = field(default_factory=dict)
+    _calls: dict[tuple[Any, ...], Val] = field(default_factory=dict)
+    _active: list[Any] = field(default_factory=list)
+    _pending: list[set[str]] = field(default_factory=list)
 
-    def walk(self, node: Any, aliases: Mapping[str, Prefix], depth: int = 0) -> None:
+    # -- recording --------------------------------------------------------------------
+    def use(self, value: Val) -> None:
+        """``value`` is read whole."""
+        for path in value.paths | value.elems:
+            if not path:
+                raise _Unbounded("input used whole")
+            self.out.add(path)
+
+    def present(self, value: Val) -> None:
+        """Only whether each part of input ``value`` is, is there (and its JSON type)."""
+        for path in value.paths:
+            if path:
+                base = path[: path.index(WITHOUT)] if WITHOUT in path else path
+                self.out.add((*base, PRESENT))
+
+    # -- names -------------------------------------------------------------------------
+    def resolve(self, name: str, env: Mapping[str, Val], module: _Module) -> Val:
+        if name in env:
+            return env[name]
+        for pending in self._pending:
+            if name in pending:
+                raise _Reordered(name)
+        if name == "input":
+            return Val(paths=frozenset({()}))
+        if name == "data":
+            raise _Unbounded("data used whole")
+        if name in module.imports:
+            return self.path_value(module.imports[name], module)
+        if (module.package, name) in self.rules:
+            return self.rule_value(module.package, name)
+        return OTHER
+
+    def path_value(self, names: list[str], module: _Module) -> Val:
+        """An imported or ``data.``-rooted path of static names."""
+        if names[0] == "input":
+            value = Val(paths=frozenset({()}))
+            for name in names[1:]:
+                value = self.step(value, name)
+            return value
+        if names[0] != "data":
+            return OTHER
+        for cut in range(len(names) - 1, 0, -1):
+            package, name = tuple(names[1:cut]), names[cut]
+            if (package, name) in self.rules:
+                value = self.rule_value(package, name)
+                for rest in names[cut + 1 :]:
+                    value = self.step(value, rest)
+                return value
+        if names[1:2] == ["inventory"]:
+            return OTHER  # data.inventory: the cache is cleared whenever it changes
+        raise _Unbounded("data beyond its rules")
+
+    def _functions(self, fcn: Any, env: Mapping[str, Val], module: _Module) -> list[_Definition]:
+        names = _dotted(fcn)
+        if names is None or names[0] in env:
+            return []
+        explicit = names[0] == "data" or names[0] in module.imports
+        if names[0] in module.imports:
+            names = [*module.imports[names[0]], *names[1:]]
+        elif names[0] != "data":
+            names = ["data", *module.package, *names]  # the package's own, or a builtin
+        if names[0] != "data" or len(names) < 2:
+            return []
+        found = [d for d in self.rules.get((tuple(names[1:-1]), names[-1]), []) if _is_function(d)]
+        if found or not explicit:
+            return found
+        # a data reference this analysis did not place: any function of that name, so that
+        # what the function reads is never missed
+        return [
+            d
+            for (_, name), definitions in self.rules.items()
+            if name == names[-1]
+            for d in definitions
+            if _is_function(d)
+        ]
+
+    # -- rules and functions -------------------------------------------------------------
+    def rule_value(self, package: tuple[str, ...], name: str) -> Val:
+        key = (package, name)
+        if key in self._rule_values:
+            return self._rule_values[key]
+        if key in self._active or len(self._active) >= MAX_DEPTH:
+            raise _Unbounded("recursion")
+        self._active.append(key)
+        pending, self._pending = self._pending, []
+        try:
+            definitions = self.rules[key]
+            values = [self._definition_value(d, {}) for d in definitions]
+            self._conflicts(definitions, values)
+            value = self._union(values)
+        finally:
+            self._active.pop()
+            self._pending = pending
+        self._rule_values[key] = value
+        return value
+
+    def close_packages(self) -> None:
+        """Every rule of the template's modules, for what it reads: regorus evaluates a
+        referenced package whole, so an error in a rule nothing uses (``some c in x`` over a
+        string) still ends the evaluation, and depends on what that rule reads."""
+        for (owner, name), definitions in list(self.rules.items()):
+            if not any(_is_function(d) for d in definitions):
+                self.rule_value(owner, name)
+
+    def call(self, definitions: list[_Definition], args: list[Val]) -> Val:
+        key = (id(definitions[0]), tuple(args))
+        if key in self._calls:
+            return self._calls[key]
+        if key in self._active or len(self._active) >= MAX_DEPTH:
+            raise _Unbounded("recursion")
+        self._active.append(key)
+        pending, self._pending = self._pending, []
+        try:
+            for arg in args:
+                self.present(arg)  # an undefined argument: the call is undefined
+            values = []
+            for definition in definitions:
+                head = definition.rule["Spec"]["head"]["Func"]
+                params = head.get("args") or []
+                env: dict[str, Val] = {}
+                for at, arg in enumerate(args):
+                    name = _var(params[at]) if at < len(params) else None
+                    if name is None or name == "_":
+                        self.use(arg)  # matched against a pattern (or not taken): read whole
+                        if at < len(params):
+                            self.use(self.eval(params[at], {}, definition.module))
+                    else:
+                        env[name] = arg
+                values.append(self._definition_value(definition, env))
+            self._conflicts(definitions, values)
+            value = self._union(values)
+        finally:
+            self._active.pop()
+            self._pending = pending
+        self._calls[key] = value
+        return value
+
+    def _conflicts(self, definitions: list[_Definition], values: list[Val]) -> None:
+        """Definitions of one complete rule, function or object that give different values
+        are an evaluation error: with more than one, what each gives is read whole."""
+        producing = [d for d in definitions if "Default" not in d.rule]
+        if len(producing) < 2:
+            return
+        if all("Set" in ((d.rule.get("Spec") or {}).get("head") or {}) for d in producing):
+            return  # partial sets are unions
+        for value in values:
+            self.use(value)
+
+    def _definition_value(self, definition: _Definition, env: dict[str, Val]) -> Val:
+        module, rule = definition.module, definition.rule
+        if "Default" in rule:
+            return self.eval(rule["Default"].get("value"), {}, module)
+        spec = rule["Spec"]
+        ((kind, head),) = spec["head"].items()
+        bodies = spec.get("bodies") or [{"query": {"stmts": []}, "assign": None}]
+        values = []
+        for body in bodies:
+            local, alive = self.query(body["query"]["stmts"], env, module)
+            if not alive:
+                continue
+            assign = body.get("assign") or head.get("assign")
+            if kind == "Set":
+                key = self.eval(head.get("key"), local, module)
+                self.use(Val(elems=key.elems))
+                values.append(Val(elems=key.paths) if key.paths else _member(key))
+                continue
+            refr = _single(head.get("refr"))
+            if refr is not None and refr[0] == "RefBrack":  # a partial object: obj[k] = v
+                self.use(self.eval(refr[1].get("index"), local, module))
+                value = self.eval(assign["value"], local, module) if assign else _const(True)
+                self.use(Val(elems=value.elems))
+                values.append(Val(elems=value.paths))
+                continue
+            if assign is None:
+                values.append(_const(True))
+                continue
+            values.append(self.eval(assign.get("value"), local, module))
+        return self._union(values) if values else UNDEFINED
+
+    @staticmethod
+    def _union(values: Any) -> Val:
+        values = list(values)
+        if not values:
+            return UNDEFINED
+        knowns = {v.known for v in values}
+        known = knowns.pop() if len(knowns) == 1 else _UNKNOWN
+        return Val(
+            paths=frozenset().union(*(v.paths for v in values)),
+            elems=frozenset().union(*(v.elems for v in values)),
+            known=known,
+        )
+
+    # -- queries -----------------------------------------------------------------------
+    def query(
+        self, statements: list[Any], env: Mapping[str, Val], module: _Module
+    ) -> tuple[dict[str, Val], bool]:
+        """A body's statements in order; False when it can never succeed (parameters)."""
+        names = set(_bound_names(statements))
+        self._pending.append(names)
+        try:
+            return self._statements(statements, env, module, names, precise=True)
+        except _Reordered as reordered:
+            if reordered.name not in names:
+                raise
+        finally:
+            self._pending.pop()
+        return self._statements(statements, env, module, set(), precise=False)
+
+    def _statements(
+        self,
+        statements: list[Any],
+        env: Mapping[str, Val],
+        module: _Module,
+        pending: set[str],
+        *,
+        precise: bool,
+    ) -> tuple[dict[str, Val], bool]:
+        local = dict(env)
+        for statement in statements:
+            if not isinstance(statement, dict) or statement.get("with_mods"):
+                raise _Unbounded("with")
+            literal = _single(statement.get("literal"))
+            if literal is None:
+                self.use(self.generic(statement, local, module))
+                continue
+            kind, body = literal
+            if kind == "SomeVars":
+                continue
+            if kind == "SomeIn":
+                if not self._some_in(body, local, module, pending, precise=precise):
+                    return local, False
+                continue
+            if kind == "NotExpr":
+                self.use(self.eval(body.get("expr"), local, module))
+                continue
+            if kind != "Expr":
+                self.use(self.generic(body, local, module))
+                continue
+            expr = body.get("expr")
+            assign = _single(expr)
+            if assign is not None and assign[0] == "AssignExpr":
+                if not self._assign(assign[1], local, module, pending, precise=precise):
+                    return local, False
+                continue
+            value = self.eval(expr, local, module)
+            if value.known in (_UNDEFINED, "false"):
+                return local, False
+            self.use(value)
+        return local, True
+
+    def _some_in(
+        self,
+        body: Mapping[str, Any],
+        local: dict[str, Val],
+        module: _Module,
+        pending: set[str],
+        *,
+        precise: bool,
+    ) -> bool:
+        """``some [key,] value in collection``; False when the collection is empty for sure."""
+        collection = self.eval(body.get("collection"), local, module)
+        if _empty(collection):
+            return False
+        element = self.step(collection, None)
+        for part, bound in (("value", element), ("key", OTHER)):
+            name = _var(body.get(part))
+            if name is not None and name != "_":
+                if precise:
+                    local[name] = bound
+                else:
+                    self.use(bound)
+                    local[name] = OTHER
+                pending.discard(name)
+            elif body.get(part) is not None:
+                self.use(bound)
+                self.use(self.eval(body.get(part), local, module))
+        return True
+
+    def _assign(
+        self,
+        assign: Mapping[str, Any],
+        local: dict[str, Val],
+        module: _Module,
+        pending: set[str],
+        *,
+        precise: bool,
+    ) -> bool:
+        """``x := value`` binds (False: value is undefined for sure); ``=`` unifies, read whole."""
+        target = _var(assign.get("lhs"))
+        value = self.eval(assign.get("rhs"), local, module)
+        if assign.get("op") == "ColEq" and target is not None and target != "_":
+            if value.known == _UNDEFINED:
+                return False
+            if not precise:
+                self.use(value)
+                value = Val(known=value.known)
+            self.present(value)  # the body goes on only where the value is defined
+            local[target] = value
+            pending.discard(target)
+            return True
+        self.use(value)
+        self.use(self.eval(assign.get("lhs"), local, module))
+        return True
+
+    # -- expressions ---------------------------------------------------------------------
+    def eval(self, node: Any, env: Mapping[str, Val], module: _Module) -> Val:
+        single = _single(node)
+        if single is None:
+            return self.generic(node, env, module)
+        kind, body = single
+        if kind == "Var":
+            return self.resolve(str(body.get("value")), env, module)
+        if kind in ("RefDot", "RefBrack"):
+            return self.chain(node, env, module)
+        if kind in ("String", "Number", "Bool"):
+            return _const(body.get("value"))
+        if kind == "Null":
+            return _const(None)
+        if kind in ("Array", "Set", "Object"):
+            return self.literal(kind, body, env, module)
+        if kind == "Call":
+            return self.call_expr(body, env, module)
+        if kind in ("ArrayCompr", "SetCompr", "ObjectCompr"):
+            return self.comprehension(kind, body, env, module)
+        return self.generic(node, env, module)
+
+    def literal(
+        self, kind: str, body: Mapping[str, Any], env: Mapping[str, Val], module: _Module
+    ) -> Val:
+        if kind == "Object":
+            pairs = [
+                (self.eval(k, env, module), self.eval(v, env, module))
+                for _, k, v in body.get("fields") or []
+            ]
+            if all(k.is_known and v.is_known for k, v in pairs):
+                known = {k.value(): v.value() for k, v in pairs}
+                if all(isinstance(k, str) for k in known):
+                    return _const(known)
+            for k, v in pairs:
+                self.use(k)
+                self.use(v)
+            return OTHER
+        items = [self.eval(item, env, module) for item in body.get("items") or []]
+        if all(item.is_known for item in items):
+            values = [item.value() for item in items]
+            return _const(values if kind == "Array" else sorted(values, key=json.dumps))
+        for item in items:
+            self.use(Val(elems=item.elems))
+        return Val(elems=frozenset().union(*(item.paths for item in items)))
+
+    def comprehension(
+        self, kind: str, body: Mapping[str, Any], env: Mapping[str, Val], module: _Module
+    ) -> Val:
+        local, alive = self.query(body["query"]["stmts"], env, module)
+        if not alive:
+            return _const({} if kind == "ObjectCompr" else [])
+        if kind == "ObjectCompr":
+            self.use(self.eval(body.get("key"), local, module))
+            self.use(self.eval(body.get("value"), local, module))
+            return OTHER
+        term = self.eval(body.get("term"), local, module)
+        self.use(Val(elems=term.elems))
+        if not term.paths:
+            self.use(term)
+            return OTHER
+        return Val(elems=term.paths)
+
+    def generic(self, node: Any, env: Mapping[str, Val], module: _Module) -> Val:
+        """A construct this evaluation does not model: everything in it is read whole."""
+        single = _single(node)
+        self._read_all(single[1] if single is not None else node, env, module)
+        return OTHER
+
+    def _read_all(self, node: Any, env: Mapping[str, Val], module: _Module) -> None:
         if isinstance(node, list):
             for item in node:
-                self.walk(item, aliases, depth)
+                self._read_all(item, env, module)
             return
         if not isinstance(node, dict):
             return
-        if node.get("with_mods"):
-            raise _Unbounded("with")
-        statements = node.get("stmts")
-        if isinstance(statements, list):
-            self._query(statements, aliases, depth)
-            return
-        single = _single(node)
-        if single is not None:
-            kind, body = single
-            if kind in ("RefDot", "RefBrack", "Var"):
-                self._reference(node, kind == "Var", aliases, depth)
-                return
-            if kind == "Call":
-                name = _dotted_name(body.get("fcn"))
-                if name in NONDETERMINISTIC:
-                    raise _Unbounded(name)
-                params = body.get("params") or []
-                if self._static_call(name, params, aliases, depth):
-                    return
-                if self._follow(name, params, aliases, depth):
-                    return
-        for value in node.values():
-            self.walk(value, aliases, depth)
+        if isinstance(node.get("stmts"), list):
+            self._statements(node["stmts"], env, module, set(), precise=False)
+        elif _single(node) is not None:
+            self.use(self.eval(node, env, module))
+        else:
+            for value in node.values():
+                self._read_all(value, env, module)
 
-    def _reference(self, node: Any, bare: bool, aliases: Mapping[str, Prefix], depth: int) -> None:
-        prefix, dynamic, root = _chain(node, aliases)
-        if prefix is not None:
-            if bare and not prefix:
-                raise _Unbounded("input used whole")
-            self.out.add(tuple(prefix))
-        elif not bare:
-            self.walk(root, aliases, depth)
-        self.walk(dynamic, aliases, depth)
-
-    def _query(self, statements: list[Any], aliases: Mapping[str, Prefix], depth: int) -> None:
-        """A body, statement by statement: ``__garrison_hN := input.review`` (the OPA
-        negation pass's hoisting, whose variable only the next ``not f(...)`` uses) makes the
-        variable stand for that part of input, so the call is followed as if given the
-        reference; the assignment itself reads only that the part is there."""
-        local = dict(aliases)
-        for statement in statements:
-            hoisted = _hoisted(statement, local)
-            if hoisted is None:
-                self.walk(statement, local, depth)
-            else:
-                variable, prefix = hoisted
-                local[variable] = prefix
-                self.out.add((*prefix, PRESENT))
-
-    def _static_call(
-        self, name: str | None, params: list[Any], aliases: Mapping[str, Prefix], depth: int
-    ) -> bool:
-        """Reads of ``object.get`` / ``object.remove`` with static keys on a static reference;
-        False when the call is not one of those (its arguments are then walked as usual)."""
-        if name not in ("object.get", "object.remove") or len(params) != (
-            3 if name == "object.get" else 2
-        ):
-            return False
-        prefix, dynamic, _ = _chain(params[0], aliases)
-        if prefix is None or dynamic or COLLECTIONS in prefix:
-            return False
-        if name == "object.get":
-            path = _static_path(params[1])
-            if path is None:
-                return False
-            self.out.add((*prefix, *path))
-            self.walk(params[2], aliases, depth)  # the default
-            return True
-        keys = _static_path(params[1], ("Array", "Set"))
-        if keys is None:
-            return False
-        self.out.add((*prefix, WITHOUT, *sorted(set(keys))))
-        return True
-
-    def _follow(
-        self, name: str | None, args: list[Any], aliases: Mapping[str, Prefix], depth: int
-    ) -> bool:
-        """Walks a call of the template's own function; False when it is not one."""
-        candidates = self.functions.get((name or "").rsplit(".", 1)[-1])
-        if not candidates or depth >= MAX_CALL_DEPTH:
-            return False
-        bound: list[Prefix | None] = []
+    def call_expr(self, body: Mapping[str, Any], env: Mapping[str, Val], module: _Module) -> Val:
+        names = _dotted(body.get("fcn"))
+        name = ".".join(names) if names else None
+        if name in NONDETERMINISTIC:
+            raise _Unbounded(str(name))
+        params = body.get("params") or []
+        definitions = self._functions(body.get("fcn"), env, module)
+        args = [self.eval(p, env, module) for p in params]
+        if definitions:
+            return self.call(definitions, args)
+        if name in ("object.get", "object.remove") and args:
+            self.present(args[0])  # not an object: an error, not undefined
+        if name == "object.get" and len(args) == 3:
+            keys = _static_keys(args[1])
+            if keys is None and args[1].known == _ANY_STRING:  # one key of some: any child
+                found = self.step(args[0], None)
+                return self._union([found, args[2]])
+            if keys is not None:
+                found = args[0]
+                for key in keys:
+                    found = self.step(found, key)
+                for path in found.paths:
+                    self.out.add((*path, PRESENT))  # which of value and default it is
+                default = args[2]
+                if found.is_known or found.known == _UNDEFINED:
+                    return default if found.known == _UNDEFINED else found
+                return self._union([Val(paths=found.paths, elems=found.elems), default])
+        if name == "object.remove" and len(args) == 2 and args[0].paths and not args[0].elems:
+            keys = _static_keys(args[1], sets=True)
+            if keys is not None and all(WITHOUT not in p for p in args[0].paths):
+                removed = tuple(sorted(set(keys)))
+                return Val(paths=frozenset((*p, WITHOUT, *removed) for p in args[0].paths))
         for arg in args:
-            prefix, dynamic, _ = _chain(arg, aliases)
-            if prefix is not None and not dynamic and COLLECTIONS not in prefix:
-                bound.append(tuple(prefix))
+            self.use(arg)
+        return OTHER
+
+    def chain(self, node: Any, env: Mapping[str, Val], module: _Module) -> Val:
+        steps: list[Any] = []
+        current = node
+        while (single := _single(current)) is not None and single[0] in ("RefDot", "RefBrack"):
+            kind, body = single
+            if kind == "RefDot":
+                steps.append(str(body["field"][1]))
             else:
-                bound.append(None)
-                self.walk(arg, aliases, depth)  # its reads, as any expression's
-        key = (str(name), tuple(bound))
-        if key in self._followed:
-            return True
-        self._followed.add(key)
-        for function in candidates:
-            inner: dict[str, Prefix] = {}
-            for at, part in enumerate(bound):
-                if part is None:
-                    continue
-                param = function.params[at] if at < len(function.params) else None
-                if param is None:
-                    self.out.add(part)  # matched against a pattern: read whole
+                index = _single(body.get("index"))
+                if index is not None and index[0] == "String":
+                    steps.append(str(index[1]["value"]))
                 else:
-                    inner[param] = part
-            self.walk(function.parts, inner, depth + 1)
+                    steps.append(body.get("index"))
+            current = body.get("refr")
+        ordered = steps[::-1]
+        root = _var(current)
+        if root is not None and root not in env and (root == "data" or root in module.imports):
+            names = ["data"] if root == "data" else list(module.imports[root])
+            while ordered and isinstance(ordered[0], str):
+                names.append(ordered.pop(0))
+            value = self.path_value(names, module)
+        else:
+            value = self.eval(current, env, module)
+        for step in ordered:
+            if isinstance(step, str):
+                value = self.step(value, step)
+                continue
+            position = self.eval(step, env, module)
+            if position.is_known and isinstance(position.value(), str):
+                value = self.step(value, position.value())
+                continue
+            self.use(position)
+            value = self.step(value, None)
+        return value
+
+    def step(self, value: Val, key: str | None) -> Val:
+        """``value[key]`` (a static key) or, with None, any of its keys or elements."""
+        if value.known == _UNDEFINED:
+            return UNDEFINED
+        if value.is_known:
+            constant = _step_known(value.value(), key)
+            if constant is not None:
+                return constant
+        paths: set[Prefix] = set()
+        for path in value.paths:
+            if key is None:
+                base = path[: path.index(WITHOUT)] if WITHOUT in path else path
+                self.out.add((*base, WILD, PRESENT))  # which keys or elements there are
+                paths.add((*base, WILD))
+            elif path == () and key == "parameters" and self.parameters is not None:
+                if value.paths == frozenset({()}) and not value.elems:
+                    return _const(dict(self.parameters))
+                paths.add((key,))
+            elif WITHOUT in path:
+                cut = path.index(WITHOUT)
+                if key not in path[cut + 1 :]:
+                    paths.add((*path[:cut], key))
+            else:
+                paths.add((*path, key))
+        if key is None:
+            paths |= value.elems
+        elif value.elems:
+            self.use(Val(elems=value.elems))  # a set indexed by a member: read whole
+        return Val(paths=frozenset(paths))
+
+
+def _step_known(data: Any, key: str | None) -> Val | None:
+    """A step into a constant: the constant found, UNDEFINED, or None (not known)."""
+    if key is None:
+        items = list(data.values()) if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            return None
+        if not items:
+            return UNDEFINED
+        return Val(known=_ANY_STRING) if all(isinstance(i, str) for i in items) else None
+    if isinstance(data, dict):
+        return _const(data[key]) if key in data else UNDEFINED
+    return None if isinstance(data, list) else UNDEFINED
+
+
+def _is_function(definition: _Definition) -> bool:
+    return "Func" in ((definition.rule.get("Spec") or {}).get("head") or {})
+
+
+def _member(key: Val) -> Val:
+    """The value of a partial set whose key is not a part of input."""
+    return Val() if not key.is_known else _const([key.value()])
+
+
+def _empty(value: Val) -> bool:
+    if value.known == _UNDEFINED:
         return True
+    if not value.is_known:
+        return False
+    data = value.value()
+    return isinstance(data, (list, dict)) and not data
 
 
-def _hoisted(statement: Any, aliases: Mapping[str, Prefix]) -> tuple[str, Prefix] | None:
-    """(variable, prefix) for ``__garrison_hN := <static reference into input>``."""
-    literal = statement.get("literal") if isinstance(statement, dict) else None
-    expr = _single(literal)
-    if expr is None or expr[0] != "Expr" or statement.get("with_mods"):
+def _static_keys(value: Val, *, sets: bool = False) -> list[str] | None:
+    if not value.is_known:
         return None
-    assign = _single(expr[1].get("expr"))
-    if assign is None or assign[0] != "AssignExpr" or assign[1].get("op") != "ColEq":
-        return None
-    target = _single(assign[1].get("lhs"))
-    if target is None or target[0] != "Var":
-        return None
-    variable = str(target[1].get("value"))
-    if not variable.startswith(HOISTED):
-        return None
-    prefix, dynamic, _ = _chain(assign[1].get("rhs"), aliases)
-    if prefix is None or dynamic or COLLECTIONS in prefix or not prefix:
-        return None
-    return variable, tuple(prefix)
+    data = value.value()
+    if isinstance(data, str):
+        return [data]
+    if isinstance(data, list) and all(isinstance(k, str) for k in data):
+        return data
+    return None
 
 
-def _functions(rules: list[Any]) -> dict[str, list[_Function]]:
-    found: dict[str, list[_Function]] = {}
-    for rule in rules:
-        spec = rule.get("Spec") if isinstance(rule, dict) else None
-        head = spec.get("head") if isinstance(spec, dict) else None
-        func = head.get("Func") if isinstance(head, dict) else None
-        if not isinstance(func, dict):
+def _bound_names(statements: list[Any]) -> Iterator[str]:
+    """The variables a body's statements bind (``:=``, ``some ... in``)."""
+    for statement in statements:
+        literal = _single(statement.get("literal")) if isinstance(statement, dict) else None
+        if literal is None:
             continue
-        name = _dotted_name(func.get("refr"))
-        if name is None:
-            continue
-        params: list[str | None] = []
-        for arg in func.get("args") or []:
-            single = _single(arg)
-            params.append(str(single[1]["value"]) if single and single[0] == "Var" else None)
-        parts = [spec.get("bodies") if isinstance(spec, dict) else None, func.get("assign")]
-        found.setdefault(name.rsplit(".", 1)[-1], []).append(_Function(params, parts))
-    return found
+        kind, body = literal
+        if kind == "SomeIn":
+            for part in ("key", "value"):
+                name = _var(body.get(part))
+                if name is not None and name != "_":
+                    yield name
+        elif kind == "Expr":
+            assign = _single(body.get("expr"))
+            if assign is not None and assign[0] == "AssignExpr":
+                name = _var(assign[1].get("lhs"))
+                if name is not None and assign[1].get("op") == "ColEq":
+                    yield name
 
 
-def input_prefixes(ast_json: str) -> frozenset[Prefix] | None:
-    """The smallest set of ``input`` prefixes the modules can read; None when unbounded."""
-    modules = [module.get("ast") or {} for module in json.loads(ast_json)]
-    rules = [rule for ast in modules for rule in ast.get("rules") or []]
-    reads = _Reads(_functions(rules))
+def _modules(ast_json: str) -> list[tuple[_Module, list[Any]]]:
+    out = []
+    for module in json.loads(ast_json):
+        ast = module.get("ast") or {}
+        source = str((module.get("source") or {}).get("contents") or "").encode()
+        package = _dotted((ast.get("package") or {}).get("refr")) or []
+        imports: dict[str, list[str]] = {}
+        for entry in ast.get("imports") or []:
+            path = _dotted(entry.get("refr"))
+            if path is None or path[0] not in ("data", "input"):
+                continue
+            alias = entry.get("as")  # the alias's place in the source
+            name = path[-1]
+            if isinstance(alias, dict):
+                name = source[int(alias["start"]) : int(alias["end"])].decode()
+                if not name.isidentifier():
+                    raise _Unbounded("an import alias this analysis cannot read")
+            imports[name] = path
+        out.append((_Module(tuple(package), imports), ast.get("rules") or []))
+    return out
+
+
+def _rule_name(rule: Mapping[str, Any]) -> str | None:
+    if "Default" in rule:
+        names = _dotted(rule["Default"].get("refr"))
+    else:
+        head = (rule.get("Spec") or {}).get("head") or {}
+        if len(head) != 1:
+            return None
+        ((_, body),) = head.items()
+        refr = body.get("refr")
+        single = _single(refr)
+        if single is not None and single[0] == "RefBrack":  # obj[k] = v
+            refr = single[1].get("refr")
+        names = _dotted(refr)
+    return names[-1] if names else None
+
+
+def input_prefixes(
+    ast_json: str,
+    parameters: Mapping[str, Any] | None = None,
+    entry: str = "violation",
+) -> frozenset[Prefix] | None:
+    """The smallest set of ``input`` paths the template's ``violation`` can depend on, for a
+    constraint with these ``parameters`` (None: any); None when it cannot be bounded."""
     try:
-        for ast in modules:
-            reads.walk(ast.get("imports"), {})
-            reads.walk(ast.get("rules"), {})
+        modules = _modules(ast_json)
     except _Unbounded:
         return None
-    found = reads.out
+    if not modules:
+        return frozenset()
+    analysis = _Analysis(parameters)
+    for module, rules in modules:
+        for rule in rules:
+            name = _rule_name(rule) if isinstance(rule, dict) else None
+            if name is None:
+                return None  # a rule this analysis cannot name: do not guess
+            analysis.rules.setdefault((module.package, name), []).append(_Definition(module, rule))
+    main = modules[0][0].package
+    try:
+        if (main, entry) in analysis.rules:
+            analysis.use(analysis.rule_value(main, entry))
+        analysis.close_packages()
+    except (_Unbounded, _Reordered, RecursionError):
+        return None
+    found = analysis.out
     return frozenset(p for p in found if not any(_covers(q, p) for q in found))
 
 
 def _covers(whole: Prefix, part: Prefix) -> bool:
-    """``whole`` is a plain prefix (a subtree read in full) above or at ``part``."""
-    return (
-        whole != part
-        and part[: len(whole)] == whole
-        and COLLECTIONS not in whole
-        and WITHOUT not in whole
-        and PRESENT not in whole
-    )
+    """``whole`` is a plain path (a subtree read in full) above or at ``part``."""
+    if whole == part or len(part) < len(whole):
+        return False
+    if any(m in whole for m in (COLLECTIONS, WITHOUT, PRESENT)):
+        return False
+    return all(w in (p, WILD) for w, p in zip(whole, part, strict=False))

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from garrison.admission.input_reads import COLLECTIONS, PRESENT, WITHOUT, Prefix
+from garrison.admission.input_reads import COLLECTIONS, PRESENT, WILD, WITHOUT, Prefix
 from garrison.admission.rego import Violation
 
 DEFAULT_ENTRIES = 16384
@@ -26,7 +26,8 @@ MAX_VIOLATIONS_KEPT = 64  # a result longer than this is not kept: memory stays 
 # Every part of a projection is tagged, so that no JSON value in a review can encode like a
 # marker (an untagged ["absent"] would: a crafted object could then take another's key):
 # ["v", value] a value found; ["a"] nothing at the path; ["p", type] only that something of
-# that JSON type is there; ["s"] a child that is no collection, where only collections count.
+# that JSON type is there; ["s"] no collection, where only collections count; ["o", {...}] and
+# ["l", [...]] an object's or array's members, each projected on the rest of the path.
 _ABSENT = ["a"]
 _SCALAR = ["s"]
 
@@ -51,31 +52,35 @@ def review_prefixes(prefixes: frozenset[Prefix] | None) -> tuple[Prefix, ...] | 
 
 
 def projection(review: Mapping[str, Any], prefixes: Sequence[Prefix]) -> list[Any]:
-    out: list[Any] = []
-    for prefix in prefixes:
-        node: Any = review
-        for at, step in enumerate(prefix):
-            if step == COLLECTIONS:
-                node = _collections(node)
-                break
-            if step == PRESENT:
-                node = ["p", type(node).__name__]
-                break
-            if step == WITHOUT:
-                if isinstance(node, Mapping):
-                    dropped = prefix[at + 1 :]
-                    node = {k: v for k, v in node.items() if k not in dropped}
-                node = ["v", node]
-                break
-            if isinstance(node, Mapping) and step in node:
-                node = node[step]
-            else:
-                node = _ABSENT
-                break
+    return [_project(review, prefix, 0) for prefix in prefixes]
+
+
+def _project(node: Any, prefix: Prefix, start: int) -> Any:
+    """One path's part of a review (decoded JSON: dicts and lists)."""
+    for at in range(start, len(prefix)):
+        step = prefix[at]
+        if not isinstance(node, (dict, list, str)) and isinstance(node, Mapping):
+            node = dict(node)  # any other mapping reads as the dict it holds
+        if step == WILD:  # every key or element, each projected on the rest of the path
+            if isinstance(node, dict):
+                return ["o", {k: _project(v, prefix, at + 1) for k, v in node.items()}]
+            if isinstance(node, list):
+                return ["l", [_project(v, prefix, at + 1) for v in node]]
+            return _SCALAR
+        if step == PRESENT:
+            return ["p", type(node).__name__]
+        if step == COLLECTIONS:
+            return _collections(node)
+        if step == WITHOUT:
+            if isinstance(node, dict):
+                dropped = prefix[at + 1 :]
+                node = {k: v for k, v in node.items() if k not in dropped}
+            return ["v", node]
+        if isinstance(node, dict) and step in node:
+            node = node[step]
         else:
-            node = ["v", node]
-        out.append(node)
-    return out
+            return _ABSENT
+    return ["v", node]
 
 
 def _collections(node: Any) -> Any:
@@ -105,20 +110,22 @@ class ResultCache:
         parameters_json: str,
         review: Mapping[str, Any],
         prefixes: tuple[Prefix, ...],
-        encoded: dict[tuple[Prefix, ...], bytes] | None = None,
+        encoded: dict[Prefix, bytes] | None = None,
     ) -> bytes:
-        """``encoded`` memoises projections within one review (templates share prefix sets)."""
-        part = None if encoded is None else encoded.get(prefixes)
-        if part is None:
-            part = msgspec.json.encode(projection(review, prefixes))
-            if encoded is not None:
-                encoded[prefixes] = part
+        """``encoded`` memoises each path's projection within one review (templates share
+        paths: the operation, the kind, the containers' structure)."""
         digest = hashlib.blake2b(digest_size=16)
         digest.update(kind.encode())
         digest.update(b"\0")
         digest.update(parameters_json.encode())
-        digest.update(b"\0")
-        digest.update(part)
+        for prefix in prefixes:
+            part = None if encoded is None else encoded.get(prefix)
+            if part is None:
+                part = msgspec.json.encode(_project(review, prefix, 0))
+                if encoded is not None:
+                    encoded[prefix] = part
+            digest.update(b"\0")
+            digest.update(part)
         return digest.digest()
 
     def get(self, key: bytes) -> list[Violation] | None:

@@ -20,77 +20,112 @@ from tests.conftest import corpus
 LIBRARY = corpus("gatekeeper-library-general") / "library" / "general"
 
 
-def prefixes(rego: str) -> set[str] | None:
+def prefixes(rego: str, parameters: dict[str, Any] | None = None) -> set[str] | None:
+    """The paths a rule ``v`` reads, as dotted text (for these parameters: none by default)."""
     engine = regorus.Engine()
     engine.add_policy("t.rego", "package t\nimport rego.v1\n" + rego)
-    found = input_prefixes(engine.get_ast_as_json())
+    given = {} if parameters is None else parameters
+    found = input_prefixes(engine.get_ast_as_json(), given, entry="v")
     return None if found is None else {".".join(p) for p in found}
+
+
+P = "\0present"
+W = "\0*"
 
 
 @pytest.mark.parametrize(
     ("rego", "expected"),
     [
         ("v contains 1 if input.review.object.spec.hostPID", {"review.object.spec.hostPID"}),
-        (  # a dynamic index ends the static prefix
+        (  # iteration: every element's field, and which elements there are
             "v contains c.name if { some c in input.review.object.spec.containers }",
-            {"review.object.spec.containers"},
+            {f"review.object.spec.containers.{W}.name", f"review.object.spec.containers.{W}.{P}"},
         ),
-        (
+        (  # a constant key is a static step
             'v contains 1 if { f := "hostIPC"; input.review.object.spec[f] == true }',
-            {"review.object.spec"},
+            {"review.object.spec.hostIPC"},
+        ),
+        (  # a key that is one of several constants: every child of the object
+            'v contains 1 if { some f in ["a", "b"]; input.review.object.spec[f] == true }',
+            {f"review.object.spec.{W}"},
         ),
         (
             'v contains 1 if input["review"].object.metadata.labels.team == "a"',
             {"review.object.metadata.labels.team"},
         ),
-        (  # object.get with a static key reads only that path
+        (  # object.get with a static key: that path, whether it is there, the object's type
             'v contains 1 if object.get(input.review.object, ["metadata", "labels"], {}).x',
-            {"review.object.metadata.labels"},
+            {
+                "review.object.metadata.labels.x",
+                f"review.object.metadata.labels.{P}",
+                f"review.object.{P}",
+            },
         ),
-        (  # with a dynamic key, the whole object
-            "v contains 1 if { k := input.parameters.k; object.get(input.review.object, k, 1) }",
-            {"review.object", "parameters.k"},
-        ),
-        (  # an alias of a subtree is that subtree
-            "o := input.review.object\nv contains 1 if o.metadata.name",
+        (  # with a key that is not known, the whole object
+            "v contains 1 if { k := input.review.object.k; object.get(input.review.object, k, 1) }",
             {"review.object"},
+        ),
+        (  # a rule standing for a part of input: what is read through it
+            "o := input.review.object\nv contains 1 if o.metadata.name",
+            {"review.object.metadata.name"},
         ),
         (  # the smallest set: a subtree read whole covers the reads inside it
             "v contains 1 if input.review.object.a\nv contains 2 if input.review.object",
             {"review.object"},
         ),
-        (  # more steps after a dynamic index: only the collections among the children
+        (  # a dynamic index then more steps: the fields below, and the shape on the way
             "v contains c.name if { some f; c := input.review.object.spec[f][_] }",
-            {"review.object.spec.\0collections"},
+            {
+                f"review.object.spec.{W}.{W}.name",
+                f"review.object.spec.{W}.{W}.{P}",
+                f"review.object.spec.{W}.{P}",
+            },
         ),
-        (  # ... and a read of the subtree in full covers that
-            "v contains 1 if { some f; input.review.object.spec[f][_] }\n"
-            "v contains 2 if input.review.object.spec",
-            {"review.object.spec"},
-        ),
-        (  # object.remove with static keys: the subtree less those keys
+        (  # object.remove: a key that was not removed is read as it is
             'v contains 1 if { s := object.remove(input.review.object.spec, {"nodeName"}); s.x }',
-            {"review.object.spec.\0without.nodeName"},
+            {"review.object.spec.x", f"review.object.spec.{P}"},
+        ),
+        (  # ... and the object whole, less the keys removed
+            'v contains s if { s := object.remove(input.review.object.spec, {"nodeName"}) }',
+            {"review.object.spec.\0without.nodeName", f"review.object.spec.{P}"},
         ),
         (  # with keys it cannot know, the subtree whole
-            "v contains 1 if { s := object.remove(input.review.object.spec, input.parameters.k) }",
-            {"review.object.spec", "parameters.k"},
+            "v contains 1 if { s := object.remove(input.review.object.spec, input.review.k) }",
+            {"review.object.spec", "review.k"},
         ),
         (  # a part of input given to a function: what the function reads of it
             'f(r) := r.operation\nv contains 1 if f(input.review) == "CREATE"',
-            {"review.operation"},
+            {"review.operation", f"review.{P}"},
         ),
         (  # through functions calling functions
             "g(o) := o.spec.hostPID\nf(r) := g(r.object)\nv contains 1 if f(input.review)",
-            {"review.object.spec.hostPID"},
+            {"review.object.spec.hostPID", f"review.object.{P}", f"review.{P}"},
         ),
-        (  # a parameter used whole reads the argument whole
+        (  # a function returning its argument: what the caller reads of it
             "f(r) := r\nv contains 1 if f(input.review.object).x",
-            {"review.object"},
+            {"review.object.x", f"review.object.{P}"},
         ),
         (  # matched against a pattern: read whole
             'f("x") := 1\nv contains 1 if f(input.review.name)',
             {"review.name"},
+        ),
+        (  # a value used whole (a violation's details): the subtree whole
+            'v contains {"c": c} if { some c in input.review.object.spec.containers }',
+            {f"review.object.spec.containers.{W}"},
+        ),
+        (  # an exemption list that is empty: the image is not read
+            'exempt(c) if { some e in object.get(input.parameters, "exemptImages", []); '
+            "c.image == e }\n"
+            "v contains c.name if { some c in input.review.object.spec.containers; not exempt(c) }",
+            {f"review.object.spec.containers.{W}.name", f"review.object.spec.containers.{W}.{P}"},
+        ),
+        (  # a parameter that is absent is undefined: the body never runs
+            "v contains 1 if { input.parameters.strict; input.review.object.spec.x }",
+            set(),
+        ),
+        (  # input handed to a variable whole
+            "v contains 1 if { x := input; x.review }",
+            {"review"},
         ),
     ],
 )
@@ -98,13 +133,28 @@ def test_prefixes_of_references(rego: str, expected: set[str]) -> None:
     assert prefixes(rego) == expected
 
 
+def test_an_exemption_list_given_makes_the_image_read() -> None:
+    rego = (
+        'exempt(c) if { some e in object.get(input.parameters, "exemptImages", []); '
+        "c.image == e }\n"
+        "v contains c.name if { some c in input.review.object.spec.containers; not exempt(c) }"
+    )
+    image = f"review.object.spec.containers.{W}.image"
+    assert image in (prefixes(rego, {"exemptImages": ["x:1"]}) or set())
+    engine = regorus.Engine()
+    engine.add_policy("t.rego", "package t\nimport rego.v1\n" + rego)
+    unknown = input_prefixes(engine.get_ast_as_json(), None, entry="v")  # parameters unknown
+    assert unknown is not None and ("review", "object", "spec", "containers", W, "image") in unknown
+
+
 @pytest.mark.parametrize(
     "rego",
     [
-        "v contains 1 if { x := input; x.review }",  # input handed around whole
+        "v contains 1 if count(input) > 0",  # input handed around whole
         'v contains 1 if object.get(input, "review", {}).uid == "" with input as {}',
         "v contains t if t := time.now_ns()",  # answers differ between calls
         'v contains 1 if http.send({"method": "GET", "url": "https://x"})',
+        "v contains x if { some k; x := data.lib[k] }",  # data beyond its rules
     ],
 )
 def test_unbounded_reads(rego: str) -> None:
@@ -137,7 +187,9 @@ def test_imports_of_input_count_as_reads() -> None:
         "t.rego",
         "package t\nimport input.review.object as o\nv[1] { o.spec.x }\n",
     )
-    assert input_prefixes(engine.get_ast_as_json()) == {("review", "object")}
+    assert input_prefixes(engine.get_ast_as_json(), entry="v") == {
+        ("review", "object", "spec", "x")
+    }
 
 
 def library_and_builtins(cache_entries: int) -> PolicySet:
@@ -155,7 +207,32 @@ def library_and_builtins(cache_entries: int) -> PolicySet:
                 objects.append(obj)
     for name in ("pod-security-baseline", "pod-security-restricted", "azure-kubernetes-builtins"):
         objects += catalog.constraint_objects(name)
+    objects += exempting(objects)
     return load_policy_set(objects, cache_entries=cache_entries)
+
+
+EXEMPTED = "docker.io/other/*"  # the image the variants give containers
+
+
+def exempting(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A copy of every constraint whose template takes ``exemptImages``, exempting the
+    variants' image: so sharing is tested where the image is read for exemptions too."""
+    takes = set()
+    for obj in objects:
+        if obj.get("kind") != "ConstraintTemplate":
+            continue
+        schema = obj["spec"]["crd"]["spec"].get("validation", {}).get("openAPIV3Schema", {})
+        if "exemptImages" in (schema.get("properties") or {}):
+            takes.add(obj["spec"]["crd"]["spec"]["names"]["kind"])
+    copies = []
+    for obj in objects:
+        if obj.get("kind") in takes:
+            copy_ = copy.deepcopy(obj)
+            copy_["metadata"]["name"] += "-exempting"
+            spec = copy_.setdefault("spec", {})
+            spec["parameters"] = {**(spec.get("parameters") or {}), "exemptImages": [EXEMPTED]}
+            copies.append(copy_)
+    return copies
 
 
 def sample_objects() -> list[dict[str, Any]]:
@@ -178,6 +255,14 @@ def variants(obj: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(container, dict):
             container["image"] = "docker.io/other/thing:latest"
             container.pop("resources", None)
+    tagged = copy.deepcopy(replica)  # a rollout: a new tag, nothing else
+    for container in (tagged.get("spec") or {}).get("containers") or []:
+        if isinstance(container, dict) and isinstance(container.get("image"), str):
+            container["image"] = container["image"].rsplit(":", 1)[0] + ":9.9.9"
+    exempt = copy.deepcopy(replica)  # the first container's image becomes exempted
+    for container in ((exempt.get("spec") or {}).get("containers") or [])[:1]:
+        if isinstance(container, dict):
+            container["image"] = EXEMPTED.replace("*", "thing:1")
     labels = copy.deepcopy(replica)
     labels["metadata"]["labels"] = {"other": "x"}
     labels["metadata"]["annotations"] = {"container.apparmor.security.beta.kubernetes.io/a": "x"}
@@ -195,7 +280,19 @@ def variants(obj: dict[str, Any]) -> list[dict[str, Any]]:
         for container in host["spec"].get("containers") or []:
             if isinstance(container, dict):
                 container["securityContext"] = {"privileged": True}
-    return [obj, replica, scheduled, reshaped, flattened, images, labels, host, copy.deepcopy(obj)]
+    return [
+        obj,
+        replica,
+        scheduled,
+        reshaped,
+        flattened,
+        images,
+        tagged,
+        exempt,
+        labels,
+        host,
+        copy.deepcopy(obj),
+    ]
 
 
 def answers(policy: PolicySet, obj: dict[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -328,3 +425,19 @@ def test_no_value_in_a_review_keys_like_a_marker() -> None:
         )
         assert key(marker, ("object", PRESENT)) != key({}, ("object", PRESENT))
     assert key({"spec": None}, ("object", "spec")) != key({}, ("object", "spec"))
+
+
+def test_rollouts_share_only_what_cannot_tell_them_apart() -> None:
+    """The benchmark's rollouts (a Deployment with a new tag, good and bad in turn, then its
+    pods) through the whole set, shared and not: the same answers, and most shared."""
+    import json
+
+    from bench.admission import review_bodies
+
+    shared, fresh = library_and_builtins(4096), library_and_builtins(0)
+    for body in review_bodies(96):
+        request = json.loads(body)["request"]
+        got = sorted((r.constraint_kind, r.constraint_name, r.msg) for r in shared.review(request))
+        want = sorted((r.constraint_kind, r.constraint_name, r.msg) for r in fresh.review(request))
+        assert got == want, request["object"]["metadata"]["name"]
+    assert shared.cache.hits > shared.cache.misses
