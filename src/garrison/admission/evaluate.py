@@ -158,7 +158,7 @@ class PolicySet:
         review_json: list[str] = []  # serialised once, on first use
         # constraints of one template with the same parameters see the same review: one run
         memo: dict[tuple[str, str], list[Violation]] = {}
-        encoded: dict[Prefix, bytes] = {}  # the review's projections, once per path
+        encoded: dict[tuple[Prefix, ...], bytes] = {}  # the review's projections, once each
         facts = _Facts(request)
         for lc in self.constraints:
             action = lc.constraint.action_at(point)
@@ -190,7 +190,7 @@ class PolicySet:
         lc: LoadedConstraint,
         request: Mapping[str, Any],
         review_json: list[str],
-        encoded: dict[Prefix, bytes],
+        encoded: dict[tuple[Prefix, ...], bytes],
     ) -> list[Violation]:
         loaded = self.templates[lc.constraint.kind]
         started = time.perf_counter()

@@ -22,6 +22,7 @@ from garrison.admission.input_reads import COLLECTIONS, PRESENT, WILD, WITHOUT, 
 from garrison.admission.rego import Violation
 
 DEFAULT_ENTRIES = 16384
+MAX_PATH_SETS = 4096  # compiled path sets kept (one per template and parameters in use)
 MAX_VIOLATIONS_KEPT = 64  # a result longer than this is not kept: memory stays a few MiB
 # Every part of a projection is tagged, so that no JSON value in a review can encode like a
 # marker (an untagged ["absent"] would: a crafted object could then take another's key):
@@ -51,36 +52,67 @@ def review_prefixes(prefixes: frozenset[Prefix] | None) -> tuple[Prefix, ...] | 
     return tuple(sorted(keyed))
 
 
-def projection(review: Mapping[str, Any], prefixes: Sequence[Prefix]) -> list[Any]:
-    return [_project(review, prefix, 0) for prefix in prefixes]
+Trie = tuple[tuple[Any, "Trie"], ...]
+_END = "\0end"  # a trie entry: the value where a path ends
 
 
-def _project(node: Any, prefix: Prefix, start: int) -> Any:
-    """One path's part of a review (decoded JSON: dicts and lists)."""
-    for at in range(start, len(prefix)):
-        step = prefix[at]
-        if not isinstance(node, (dict, list, str)) and isinstance(node, Mapping):
-            node = dict(node)  # any other mapping reads as the dict it holds
-        if step == WILD:  # every key or element, each projected on the rest of the path
-            if isinstance(node, dict):
-                return ["o", {k: _project(v, prefix, at + 1) for k, v in node.items()}]
-            if isinstance(node, list):
-                return ["l", [_project(v, prefix, at + 1) for v in node]]
-            return _SCALAR
-        if step == PRESENT:
-            return ["p", type(node).__name__]
-        if step == COLLECTIONS:
-            return _collections(node)
-        if step == WITHOUT:
-            if isinstance(node, dict):
-                dropped = prefix[at + 1 :]
-                node = {k: v for k, v in node.items() if k not in dropped}
-            return ["v", node]
-        if isinstance(node, dict) and step in node:
-            node = node[step]
+def compile_paths(prefixes: Sequence[Prefix]) -> Trie:
+    """A template's paths merged by their common steps, so one walk projects them all."""
+    root: dict[Any, Any] = {}
+    for prefix in prefixes:
+        node = root
+        for at, step in enumerate(prefix):
+            if step in (PRESENT, COLLECTIONS):
+                node.setdefault(step, {})
+                break
+            if step == WITHOUT:
+                node.setdefault((WITHOUT, tuple(prefix[at + 1 :])), {})
+                break
+            node = node.setdefault(step, {})
         else:
-            return _ABSENT
-    return ["v", node]
+            node.setdefault(_END, {})
+    return _freeze(root)
+
+
+def _freeze(node: dict[Any, Any]) -> Trie:
+    return tuple((step, _freeze(sub)) for step, sub in sorted(node.items(), key=repr))
+
+
+def projection(review: Mapping[str, Any], prefixes: Sequence[Prefix]) -> list[Any]:
+    return _walk(review, compile_paths(prefixes))
+
+
+def _walk(node: Any, trie: Trie) -> list[Any]:
+    """The parts of ``node`` the trie reaches, in the trie's order (decoded JSON: dicts and
+    lists; any other mapping reads as the dict it holds)."""
+    if not isinstance(node, (dict, list, str)) and isinstance(node, Mapping):
+        node = dict(node)
+    out: list[Any] = []
+    for step, sub in trie:
+        if step == _END:
+            out.append(["v", node])
+        elif step == PRESENT:
+            out.append(["p", type(node).__name__])
+        elif step == COLLECTIONS:
+            out.append(_collections(node))
+        elif isinstance(step, tuple):  # (WITHOUT, keys)
+            dropped = step[1]
+            if isinstance(node, dict):
+                out.append(["v", {k: v for k, v in node.items() if k not in dropped}])
+            else:
+                out.append(["v", node])
+        elif step == WILD:  # every key or element, each walked on
+            if isinstance(node, dict):
+                out.append(["o", {k: _walk(v, sub) for k, v in node.items()}])
+            elif isinstance(node, list):
+                out.append(["l", [_walk(v, sub) for v in node]])
+            else:
+                out.append(_SCALAR)
+        elif isinstance(node, dict) and step in node:
+            out.append(_walk(node[step], sub))
+        else:
+            out.append(_ABSENT)
+    return out
 
 
 def _collections(node: Any) -> Any:
@@ -101,6 +133,7 @@ class ResultCache:
     def __init__(self, entries: int = DEFAULT_ENTRIES) -> None:
         self.entries = entries
         self._items: OrderedDict[bytes, list[Violation]] = OrderedDict()
+        self._tries: dict[tuple[Prefix, ...], Trie] = {}
         self.hits = 0
         self.misses = 0
 
@@ -110,22 +143,25 @@ class ResultCache:
         parameters_json: str,
         review: Mapping[str, Any],
         prefixes: tuple[Prefix, ...],
-        encoded: dict[Prefix, bytes] | None = None,
+        encoded: dict[tuple[Prefix, ...], bytes] | None = None,
     ) -> bytes:
-        """``encoded`` memoises each path's projection within one review (templates share
-        paths: the operation, the kind, the containers' structure)."""
+        """``encoded`` memoises projections within one review (templates share path sets)."""
+        part = None if encoded is None else encoded.get(prefixes)
+        if part is None:
+            trie = self._tries.get(prefixes)
+            if trie is None:
+                if len(self._tries) >= MAX_PATH_SETS:
+                    self._tries.clear()
+                trie = self._tries[prefixes] = compile_paths(prefixes)
+            part = msgspec.json.encode(_walk(review, trie))
+            if encoded is not None:
+                encoded[prefixes] = part
         digest = hashlib.blake2b(digest_size=16)
         digest.update(kind.encode())
         digest.update(b"\0")
         digest.update(parameters_json.encode())
-        for prefix in prefixes:
-            part = None if encoded is None else encoded.get(prefix)
-            if part is None:
-                part = msgspec.json.encode(_project(review, prefix, 0))
-                if encoded is not None:
-                    encoded[prefix] = part
-            digest.update(b"\0")
-            digest.update(part)
+        digest.update(b"\0")
+        digest.update(part)
         return digest.digest()
 
     def get(self, key: bytes) -> list[Violation] | None:
