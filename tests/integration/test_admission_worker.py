@@ -1,4 +1,5 @@
-"""The evaluation worker processes: a cancelled review never leaves its answer to the next one."""
+"""The evaluation worker processes: a cancelled review never leaves its answer to the next one;
+reviews queue on the pipe, and one past its deadline is not evaluated."""
 
 from __future__ import annotations
 
@@ -46,6 +47,48 @@ async def test_a_cancelled_review_does_not_answer_the_next(pool: bool) -> None:
             await busy
         results = await worker.review(review("ConfigMap"), "validation", 30.0)
         assert [r.msg for r in results] == ["label owner is required"]
+        assert worker.restarts == 0  # its answer was dropped: the worker stayed
+    finally:
+        await worker.close()
+
+
+async def test_a_review_past_its_deadline_behind_another_is_skipped_not_killed() -> None:
+    """The second review waits on the pipe behind a busy one; its deadline passes there:
+    answered as overloaded, not evaluated later, and the worker is not replaced."""
+    from garrison.admission.worker import WorkerBusy
+
+    worker = WorkerClient(load_message())
+    await worker.start()
+    try:
+        busy = asyncio.create_task(worker.review(review("Secret"), "validation", 30.0))
+        await asyncio.sleep(0.2)
+        with pytest.raises(WorkerBusy):
+            await worker.review(review("ConfigMap"), "validation", 0.3)
+        assert [r.msg for r in await busy] == ["busy"]
+        results = await worker.review(review("ConfigMap"), "validation", 30.0)
+        assert [r.msg for r in results] == ["label owner is required"]
+        assert worker.restarts == 0 and worker.waiting_timeouts == 1
+    finally:
+        await worker.close()
+
+
+async def test_a_runaway_review_is_killed_even_when_its_caller_is_gone() -> None:
+    from garrison.admission.worker import WorkerTimeout
+
+    worker = WorkerClient(load_message())
+    await worker.start()
+    try:
+        with pytest.raises(WorkerTimeout):
+            await worker.review(review("Secret"), "validation", 0.2)
+        await worker.ready()
         assert worker.restarts == 1
+        orphan = asyncio.create_task(worker.review(review("Secret"), "validation", 0.3))
+        await asyncio.sleep(0.05)
+        orphan.cancel()  # nobody waits for it now, but its deadline still holds
+        await asyncio.sleep(0.6)
+        await worker.ready()
+        assert worker.restarts == 2
+        results = await worker.review(review("ConfigMap"), "validation", 30.0)
+        assert [r.msg for r in results] == ["label owner is required"]
     finally:
         await worker.close()

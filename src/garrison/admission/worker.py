@@ -8,8 +8,10 @@ webhook or the cluster.
 
 Frames on stdin/stdout: a 4-byte big-endian length, then a msgpack map. Requests:
 ``{"op": "load", "objects": [...], "inventory": [...], "engine": "auto", "cache_entries": N}`` and
-``{"op": "review", "request": {...}, "point": "..."}``; answers carry ``results`` (a list of
-``[kind, name, msg, action, error]``) or ``error``.
+``{"op": "review", "request": {...}, "point": "...", "deadline": T}`` (``time.monotonic()``,
+the same clock in both processes); answers carry ``results`` (a list of ``[kind, name, msg,
+action, error]``), ``error``, or ``late`` for a review that reached the worker past its
+deadline and was not evaluated.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import logging
 import os
 import struct
 import sys
+import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -89,6 +93,9 @@ def _handle(policy: PolicySet | None, message: Mapping[str, Any]) -> tuple[Polic
     if op == "review":
         if policy is None:
             return policy, {"error": "no policies loaded"}
+        deadline = message.get("deadline")
+        if isinstance(deadline, (int, float)) and time.monotonic() > deadline:
+            return policy, {"late": True}  # its caller has been answered: not evaluated
         try:
             results = policy.review(message["request"], str(message.get("point")))
         except GarrisonError as exc:
@@ -121,13 +128,37 @@ def main() -> int:
         _write_frame(stdout, answer)
 
 
-class WorkerClient:
-    """The webhook's side: one worker, one request at a time, a deadline on each."""
+PIPELINE = 2  # reviews on a worker's pipe at once: the next is there when one is answered
+GRACE = 0.05  # seconds past a review's deadline before the worker evaluating it is killed
 
-    def __init__(self, load_message: Mapping[str, Any]) -> None:
+
+@dataclass
+class _Waiting:
+    future: asyncio.Future[Mapping[str, Any]]
+    deadline: float  # the loop's clock (time.monotonic)
+
+
+class WorkerClient:
+    """The webhook's side of one worker: reviews pipelined, a deadline on each.
+
+    Up to ``depth`` messages are on the pipe at once, answered in order: a reader task hands
+    each answer to the oldest message waiting, so the worker starts the next review as soon
+    as it has answered one, without waiting for the webhook's event loop to come back to it.
+    Each review carries its deadline: the worker skips one already past it, and the reader
+    kills a worker still evaluating the oldest message past its deadline (a fresh worker
+    starts behind it; what else was on the pipe fails and is answered by the failure mode),
+    whether or not its caller is still waiting. A caller whose deadline passes while its
+    review waits behind another is answered by the failure mode; nothing dies then.
+    """
+
+    def __init__(self, load_message: Mapping[str, Any], depth: int = PIPELINE) -> None:
         self._load_message = dict(load_message)
         self._process: asyncio.subprocess.Process | None = None
-        self._lock = asyncio.Lock()
+        self._slots = asyncio.Semaphore(depth)
+        self._waiting: deque[_Waiting] = deque()
+        self._sent = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+        self._up = asyncio.Event()  # set while a worker is running with policies loaded
         self.restarts = 0
         self.waiting_timeouts = 0
         self._restarting: asyncio.Task[None] | None = None
@@ -143,25 +174,25 @@ class WorkerClient:
             stdout=asyncio.subprocess.PIPE,
             env=env,
         )
+        self._reader = asyncio.create_task(self._read_answers(self._process))
         answer = await self._exchange(self._load_message, timeout=120.0)
         if "error" in answer:
             raise WorkerError(f"policies did not load: {answer['error']}")
+        self._up.set()
         return answer
 
     async def reload(self, load_message: Mapping[str, Any]) -> Mapping[str, Any]:
         """Load a new policy set; the old one stays when the new one fails to load."""
-        async with self._lock:
-            answer = await self._exchange(load_message, timeout=120.0)
-            if "error" in answer:
-                raise WorkerError(f"policies did not load: {answer['error']}")
-            self._load_message = dict(load_message)
-            return answer
+        answer = await self._exchange(load_message, timeout=120.0)
+        if "error" in answer:
+            raise WorkerError(f"policies did not load: {answer['error']}")
+        self._load_message = dict(load_message)
+        return answer
 
     async def replace_inventory(self, objects: list[Any]) -> None:
         """A new ``data.inventory`` for the loaded policies (and for later restarts)."""
-        async with self._lock:
-            self._load_message["inventory"] = objects
-            answer = await self._exchange({"op": "inventory", "objects": objects}, timeout=60.0)
+        self._load_message["inventory"] = objects
+        answer = await self._exchange({"op": "inventory", "objects": objects}, timeout=60.0)
         if "error" in answer:
             raise WorkerError(str(answer["error"]))
 
@@ -173,87 +204,134 @@ class WorkerClient:
         end = loop.time() + timeout
         try:
             async with asyncio.timeout(timeout):
-                await self._lock.acquire()
+                await self._up.wait()
+                await self._slots.acquire()
         except TimeoutError:
             self.waiting_timeouts += 1
             raise WorkerBusy(f"waited {timeout:.3f} s for the evaluator (overloaded)") from None
         try:
-            remaining = max(0.001, end - loop.time())
-            answer = await self._exchange(
-                {"op": "review", "request": request, "point": point}, remaining
-            )
-        except WorkerError:
-            # timed out mid-evaluation or died: answer now, start a fresh worker behind it;
-            # the lock passes to the restart, so later reviews wait for it (or time out)
-            await self._kill()
-            self._restarting = asyncio.create_task(self._restart_and_release())
-            raise
-        except BaseException:
-            # cancelled mid-exchange (a caller's own timeout, shutdown; aiohttp does not cancel
-            # handlers when a client goes away): the answer may still arrive and would be read
-            # as the next review's, so this worker is replaced too
-            self._abandon()
-            raise
-        self._lock.release()
+            message = {"op": "review", "request": request, "point": point, "deadline": end}
+            waiting = self._send(message, end)
+            try:
+                async with asyncio.timeout_at(end):
+                    answer = await asyncio.shield(waiting.future)
+            except TimeoutError:
+                evaluating = bool(self._waiting) and self._waiting[0] is waiting
+                waiting.future.cancel()
+                if evaluating:  # the reader kills it a moment later; no need to wait
+                    self._replace()
+                    raise WorkerTimeout(f"policy evaluation ran past {timeout:.3f} s") from None
+                self.waiting_timeouts += 1
+                raise WorkerBusy(
+                    f"waited {timeout:.3f} s behind another review (overloaded)"
+                ) from None
+            except BaseException:
+                waiting.future.cancel()  # its caller went away: the answer will be dropped
+                raise
+        finally:
+            self._slots.release()
+        if answer.get("late"):
+            raise WorkerBusy("the review reached the evaluator past its deadline")
         if "error" in answer:
             raise WorkerError(str(answer["error"]))
         return [WorkerResult(*row) for row in answer["results"]]
 
-    async def _exchange(self, message: Mapping[str, Any], timeout: float) -> Mapping[str, Any]:
+    def _send(self, message: Mapping[str, Any], deadline: float) -> _Waiting:
         process = self._process
-        if process is None or process.stdin is None or process.stdout is None:
+        if process is None or process.stdin is None or process.returncode is not None:
             raise WorkerError("worker is not running")
         body = msgspec.msgpack.encode(message)
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(loop.create_future(), deadline)
         try:
             process.stdin.write(_HEADER.pack(len(body)) + body)
-            async with asyncio.timeout(timeout):
-                await process.stdin.drain()
-                header = await process.stdout.readexactly(_HEADER.size)
-                (size,) = _HEADER.unpack(header)
-                if size > MAX_FRAME:
-                    raise WorkerError(f"worker answered a frame of {size} bytes")
-                payload = await process.stdout.readexactly(size)
-        except TimeoutError:
-            raise WorkerTimeout(f"policy evaluation ran past {timeout:.3f} s") from None
-        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError):
+        except (ConnectionError, RuntimeError):
             raise WorkerError("the evaluation worker exited") from None
-        answer = msgspec.msgpack.decode(payload)
-        if not isinstance(answer, Mapping):
-            raise WorkerError("worker answered something that is not a map")
-        return answer
+        self._waiting.append(waiting)
+        self._sent.set()
+        return waiting
 
-    def _abandon(self) -> None:
+    async def _exchange(self, message: Mapping[str, Any], timeout: float) -> Mapping[str, Any]:
+        """One message and its answer (loads, inventory), within ``timeout``."""
+        end = asyncio.get_running_loop().time() + timeout
+        waiting = self._send(message, end)
+        try:
+            async with asyncio.timeout_at(end + GRACE):
+                return await asyncio.shield(waiting.future)
+        except TimeoutError:
+            raise WorkerTimeout(f"the worker did not answer within {timeout:.3f} s") from None
+
+    async def _read_answers(self, process: asyncio.subprocess.Process) -> None:
+        """Answers in order, each to the oldest message waiting; a worker still busy with
+        the oldest past its deadline is replaced; when the worker ends, all waiting fail."""
+        assert process.stdout is not None
+        overdue = False
+        try:
+            while True:
+                if not self._waiting:
+                    self._sent.clear()
+                    await self._sent.wait()
+                    continue
+                try:
+                    async with asyncio.timeout_at(self._waiting[0].deadline + GRACE):
+                        header = await process.stdout.readexactly(_HEADER.size)
+                        (size,) = _HEADER.unpack(header)
+                        if size > MAX_FRAME:
+                            raise WorkerError(f"worker answered a frame of {size} bytes")
+                        payload = await process.stdout.readexactly(size)
+                except TimeoutError:
+                    overdue = True
+                    return
+                waiting = self._waiting.popleft()
+                answer = msgspec.msgpack.decode(payload)
+                if waiting.future.done():
+                    continue  # its caller went away or gave up: the answer is dropped
+                if isinstance(answer, Mapping):
+                    waiting.future.set_result(answer)
+                else:
+                    error = WorkerError("worker answered something that is not a map")
+                    waiting.future.set_exception(error)
+        except (asyncio.IncompleteReadError, ConnectionError, WorkerError, msgspec.DecodeError):
+            pass
+        finally:
+            while self._waiting:
+                waiting = self._waiting.popleft()
+                if not waiting.future.done():
+                    waiting.future.set_exception(WorkerError("the evaluation worker exited"))
+            if self._process is process:  # not replaced on purpose: it ran over, or died
+                if overdue:
+                    log.warning("an evaluation ran past its deadline: replacing the worker")
+                self._replace()
+
+    def _replace(self) -> None:
+        """Kill the worker (what waits on its pipe fails) and start a fresh one behind it."""
         process, self._process = self._process, None
+        self._up.clear()
         if process is not None and process.returncode is None:
             process.kill()
-        self._restarting = asyncio.create_task(self._restart_and_release())
+        if process is not None and (self._restarting is None or self._restarting.done()):
+            self._restarting = asyncio.create_task(self._restart())
 
     async def ready(self) -> None:
         """Return once a restart behind a failed review (if any) has finished."""
         if self._restarting is not None:
             await asyncio.gather(self._restarting, return_exceptions=True)
 
-    async def _restart_and_release(self) -> None:
+    async def _restart(self) -> None:
+        reader = self._reader
+        if reader is not None and reader is not asyncio.current_task():
+            await asyncio.gather(reader, return_exceptions=True)
         try:
             self.restarts += 1
             await self.start()
         except WorkerError as exc:
             log.error("the evaluation worker did not restart: %s", exc)
-        finally:
-            self._lock.release()
-
-    async def _kill(self) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
 
     async def close(self) -> None:
         if self._restarting is not None:
             await asyncio.gather(self._restarting, return_exceptions=True)
-        process = self._process
+        process, self._process = self._process, None
+        self._up.clear()
         if process is not None and process.stdin is not None and process.returncode is None:
             process.stdin.close()
             try:
@@ -261,13 +339,21 @@ class WorkerClient:
                     await process.wait()
             except TimeoutError:
                 pass
-        await self._kill()
+        if process is not None:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+        if self._reader is not None:
+            self._sent.set()
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
 
 
 class WorkerPool:
     """Several evaluation workers behind the interface of one (``--workers``).
 
-    A review goes to the first idle worker and waits (within its deadline) when none is; a
+    Each worker takes up to ``PIPELINE`` reviews at once (a token each in the idle queue); a
+    review goes to the first free token and waits (within its deadline) when there is none; a
     worker that timed out or died rejoins once its replacement has loaded. Each worker holds
     the whole compiled policy set, so memory grows with the count. Loads go to one worker
     first: a set that does not load is refused before any worker changes.
@@ -291,8 +377,9 @@ class WorkerPool:
 
     async def start(self) -> Mapping[str, Any]:
         answers = await asyncio.gather(*(w.start() for w in self.workers))
-        for worker in self.workers:
-            self._idle.put_nowait(worker)
+        for _ in range(PIPELINE):  # a token per review a worker's pipe holds
+            for worker in self.workers:
+                self._idle.put_nowait(worker)
         return answers[0]
 
     async def reload(self, load_message: Mapping[str, Any]) -> Mapping[str, Any]:
