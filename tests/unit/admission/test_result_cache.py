@@ -441,3 +441,26 @@ def test_rollouts_share_only_what_cannot_tell_them_apart() -> None:
         want = sorted((r.constraint_kind, r.constraint_name, r.msg) for r in fresh.review(request))
         assert got == want, request["object"]["metadata"]["name"]
     assert shared.cache.hits > shared.cache.misses
+
+
+def test_generated_projections_equal_the_walk() -> None:
+    """Each path set's generated walker projects every sample and variant as the generic
+    walk does (the walk is the reference; the generated one is what keys use)."""
+    from garrison.admission.result_cache import _walk, compile_paths, compile_walker
+    from garrison.admission.review import as_request
+
+    policy = library_and_builtins(4096)
+    path_sets = set()
+    for lc in policy.constraints:
+        loaded = policy.templates[lc.constraint.kind]
+        if loaded.rego is not None:
+            keyed = loaded.keyed_by(lc.parameters_json, lc.parameters)
+            if keyed is not None:
+                path_sets.add(keyed)
+    assert len(path_sets) > 20
+    reviews = [as_request(v) for obj in sample_objects()[:40] for v in variants(obj)]
+    for paths in path_sets:
+        trie = compile_paths(paths)
+        walker = compile_walker(trie)
+        for review in reviews:
+            assert walker(review) == _walk(review, trie)
