@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import json
 import logging
 import re
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -102,13 +104,16 @@ class AdmissionMetrics:
         )
 
 
+_JSON = msgspec.json.Decoder()
+
+
 def parse_review(body: bytes) -> tuple[str, dict[str, Any]]:
     """(apiVersion, request) of an AdmissionReview body; ReviewError says what is wrong."""
     if not body:
         raise ReviewError("empty body: an AdmissionReview JSON object is expected")
     try:
-        review = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        review = _JSON.decode(body)
+    except msgspec.DecodeError as exc:
         raise ReviewError(f"malformed JSON: {exc}") from None
     if not isinstance(review, dict):
         raise ReviewError("the body is not a JSON object")
@@ -150,7 +155,7 @@ def _response(api_version: str, uid: str, response: dict[str, Any]) -> web.Respo
         "kind": "AdmissionReview",
         "response": {"uid": uid, **response},
     }
-    return web.json_response(body)
+    return web.Response(body=msgspec.json.encode(body), content_type="application/json")
 
 
 @dataclass
@@ -263,8 +268,11 @@ class AdmissionWebhook:
         try:
             results = await self.worker.review(review, VALIDATION_POINT, deadline)
             decision = decide(results, self.config.failure_mode)
-            for r in results:
-                self.metrics.violations.labels(r.kind, "error" if r.error else r.action).inc()
+            counted = collections.Counter(
+                (r.kind, "error" if r.error else r.action) for r in results
+            )
+            for (kind, action), count in counted.items():
+                self.metrics.violations.labels(kind, action).inc(count)
         except WorkerError as exc:
             if isinstance(exc, WorkerBusy):
                 cause = "overloaded"
