@@ -135,6 +135,18 @@ class PolicySet:
         for obj in pending:
             self.add_constraint(obj)
 
+    def prepare(self) -> None:
+        """Work out every constraint's shared-evaluation key now (the read analysis, the
+        generated projection), so the first reviews do not pay for it."""
+        if self.cache.entries <= 0:
+            return
+        for lc in self.constraints:
+            loaded = self.templates[lc.constraint.kind]
+            if loaded.rego is not None:
+                keyed_by = loaded.keyed_by(lc.parameters_json, lc.parameters)
+                if keyed_by is not None:
+                    self.cache.prepare(keyed_by)
+
     def replace_inventory(self, inventory: Inventory) -> None:
         self.inventory = inventory
         self._inventory_version = -1
@@ -282,4 +294,5 @@ def load_policy_set(
         cache=ResultCache(cache_entries),
     )
     policy.add_objects(objects)
+    policy.prepare()
     return policy

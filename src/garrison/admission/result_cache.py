@@ -230,12 +230,7 @@ class ResultCache:
         """``encoded`` memoises projections within one review (templates share path sets)."""
         part = None if encoded is None else encoded.get(prefixes)
         if part is None:
-            walker = self._walkers.get(prefixes)
-            if walker is None:
-                if len(self._walkers) >= MAX_PATH_SETS:
-                    self._walkers.clear()
-                walker = self._walkers[prefixes] = compile_walker(compile_paths(prefixes))
-            part = msgspec.json.encode(walker(review))
+            part = msgspec.json.encode(self.prepare(prefixes)(review))
             if encoded is not None:
                 encoded[prefixes] = part
         digest = hashlib.blake2b(digest_size=16)
@@ -245,6 +240,15 @@ class ResultCache:
         digest.update(b"\0")
         digest.update(part)
         return digest.digest()
+
+    def prepare(self, prefixes: tuple[Prefix, ...]) -> Walker:
+        """The generated projection of a path set (made on first use, bounded)."""
+        walker = self._walkers.get(prefixes)
+        if walker is None:
+            if len(self._walkers) >= MAX_PATH_SETS:
+                self._walkers.clear()
+            walker = self._walkers[prefixes] = compile_walker(compile_paths(prefixes))
+        return walker
 
     def get(self, key: bytes) -> list[Violation] | None:
         found = self._items.get(key)
