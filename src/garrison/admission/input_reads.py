@@ -17,20 +17,18 @@ is only stepped into (``container.resources.limits``), iterated (``containers[_]
 keeps its paths; every other use reads them whole (a comparison, a builtin's argument, a
 message). So ``container := input.review.object.spec[field][_]`` then ``container.name`` reads
 ``review.object.spec.*.*.name`` and, for the iteration, which keys and elements exist
-(``PRESENT``). Path steps may be ``WILD`` (every key or element); ``COLLECTIONS``,
-``WITHOUT`` and ``PRESENT`` end a path with a narrower read (see below). A value no rule
-tracks has had its reads recorded where it was computed, so nothing escapes the key.
+(``PRESENT``). Path steps may be ``WILD`` (every key or element); ``WITHOUT`` and
+``PRESENT`` end a path with a narrower read. A value no rule tracks has had its reads
+recorded where it was computed, so nothing escapes the key.
 
 With the parameters known, a body that iterates a parameter that is empty (``exemption :=
 exempt_images[_]`` with no ``exemptImages``) or reads one that is absent can never succeed,
 and is not evaluated: a template that reads ``container.image`` only to compare it with
 exempted images does not read it for a constraint that exempts none.
 
-Two narrower reads beside paths: a dynamic index followed by more steps reaches only the
-collections among a subtree's children (``COLLECTIONS``: a scalar indexed further is undefined
-whatever its value); ``object.remove(x, {"nodeName"})`` reads ``x`` less those keys
-(``WITHOUT``). Anything the evaluation does not know is read whole, so an unfamiliar construct
-costs sharing, never correctness; an ``input`` it cannot place makes the template unbounded.
+``object.remove(x, {"nodeName"})`` reads ``x`` less those keys (``WITHOUT``). Anything the
+evaluation does not know is read whole, so an unfamiliar construct costs sharing, never
+correctness; an ``input`` it cannot place makes the template unbounded.
 """
 
 from __future__ import annotations
@@ -42,7 +40,6 @@ from typing import Any
 
 Prefix = tuple[str, ...]
 # markers (never a JSON key: they start with a NUL)
-COLLECTIONS = "\0collections"  # the children that are objects or arrays, and the others' keys
 WITHOUT = "\0without"  # the subtree less the keys after the marker
 PRESENT = "\0present"  # only whether the node is there, and its JSON type
 WILD = "\0*"  # a step: every key of an object, every element of an array
@@ -784,6 +781,6 @@ def _covers(whole: Prefix, part: Prefix) -> bool:
     """``whole`` is a plain path (a subtree read in full) above or at ``part``."""
     if whole == part or len(part) < len(whole):
         return False
-    if any(m in whole for m in (COLLECTIONS, WITHOUT, PRESENT)):
+    if WITHOUT in whole or PRESENT in whole:
         return False
     return all(w in (p, WILD) for w, p in zip(whole, part, strict=False))

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from garrison.admission.input_reads import COLLECTIONS, PRESENT, WILD, WITHOUT, Prefix
+from garrison.admission.input_reads import PRESENT, WILD, WITHOUT, Prefix
 from garrison.admission.rego import Violation
 
 DEFAULT_ENTRIES = 16384
@@ -27,8 +27,8 @@ MAX_VIOLATIONS_KEPT = 64  # a result longer than this is not kept: memory stays 
 # Every part of a projection is tagged, so that no JSON value in a review can encode like a
 # marker (an untagged ["absent"] would: a crafted object could then take another's key):
 # ["v", value] a value found; ["a"] nothing at the path; ["p", type] only that something of
-# that JSON type is there; ["s"] no collection, where only collections count; ["o", {...}] and
-# ["l", [...]] an object's or array's members, each projected on the rest of the path.
+# that JSON type is there; ["s"] no collection where every member was to be read; ["o", {...}]
+# and ["l", [...]] an object's or array's members, each projected on the rest of the path.
 _ABSENT = ["a"]
 _SCALAR = ["s"]
 
@@ -54,7 +54,7 @@ def review_prefixes(prefixes: frozenset[Prefix] | None) -> tuple[Prefix, ...] | 
 
 # a compiled path set: entries (opcode, argument, sub-trie), in a fixed order
 Trie = tuple[tuple[int, Any, "Trie"], ...]
-_KEY, _WILD, _END, _PRESENT, _COLLECTIONS, _WITHOUT = range(6)
+_KEY, _WILD, _END, _PRESENT, _WITHOUT = range(5)
 _PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})
 
 
@@ -66,9 +66,6 @@ def compile_paths(prefixes: Sequence[Prefix]) -> Trie:
         for at, step in enumerate(prefix):
             if step == PRESENT:
                 node.setdefault((_PRESENT, None), {})
-                break
-            if step == COLLECTIONS:
-                node.setdefault((_COLLECTIONS, None), {})
                 break
             if step == WITHOUT:
                 node.setdefault((_WITHOUT, frozenset(prefix[at + 1 :])), {})
@@ -114,8 +111,6 @@ def _walk(node: Any, trie: Trie) -> list[Any]:
             append(["v", node])
         elif op == _PRESENT:
             append(["p", type(node).__name__])
-        elif op == _COLLECTIONS:
-            append(_collections(node))
         elif type(node) is dict:  # _WITHOUT
             append(["v", {k: v for k, v in node.items() if k not in arg}])
         else:
@@ -143,7 +138,6 @@ def compile_walker(trie: Trie) -> Walker:
         "__builtins__": {"type": type},
         "_PLAIN": _PLAIN,
         "_normal": _normal,
-        "_collections": _collections,
         "_ABSENT": _ABSENT,
         "_SCALAR": _SCALAR,
         "dict": dict,
@@ -176,8 +170,6 @@ def compile_walker(trie: Trie) -> Walker:
                 parts.append('["v", v]')
             elif op == _PRESENT:
                 parts.append('["p", type(v).__name__]')
-            elif op == _COLLECTIONS:
-                parts.append("_collections(v)")
             else:
                 dropped = bind(arg)
                 parts.append(
@@ -195,20 +187,6 @@ def compile_walker(trie: Trie) -> Walker:
     exec(code, namespace)  # noqa: S102 - source is built from garrison's own templates only
     walker: Walker = namespace[root]
     return walker
-
-
-def _collections(node: Any) -> Any:
-    """What a reference with more steps after a dynamic index can reach: the children that
-    are collections, whole; of the others only that they are there (their keys)."""
-    if isinstance(node, Mapping):
-        return ["v", {k: _reachable(v) for k, v in node.items()}]
-    if isinstance(node, list):
-        return ["v", [_reachable(v) for v in node]]
-    return _SCALAR
-
-
-def _reachable(child: Any) -> Any:
-    return ["v", child] if isinstance(child, (Mapping, list)) else _SCALAR
 
 
 class ResultCache:

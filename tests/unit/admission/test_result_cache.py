@@ -388,7 +388,7 @@ def test_the_cache_is_bounded_and_keeps_no_errors() -> None:
 
 
 def test_narrower_keys_change_only_with_what_can_be_read() -> None:
-    from garrison.admission.input_reads import COLLECTIONS, WITHOUT
+    from garrison.admission.input_reads import PRESENT, WILD, WITHOUT
     from garrison.admission.result_cache import ResultCache
 
     cache = ResultCache()
@@ -397,11 +397,14 @@ def test_narrower_keys_change_only_with_what_can_be_read() -> None:
     def key(prefix: tuple[str, ...], **changes: object) -> bytes:
         return cache.key("K", "{}", {"object": {"spec": spec | changes}}, (prefix,))
 
-    deep = ("object", "spec", COLLECTIONS)
-    assert key(deep) == key(deep, nodeName="b") == key(deep, hostPID=True)
-    assert key(deep) != key(deep, nodeName={"x": 1})  # now a collection: reachable
-    assert key(deep) != key(deep, containers=[{"name": "api"}])
-    assert key(deep) != key(deep, priority=1)  # a new child
+    shape = ("object", "spec", WILD, PRESENT)  # each child's type only
+    assert key(shape) == key(shape, nodeName="b") == key(shape, hostPID=True)
+    assert key(shape) != key(shape, nodeName={"x": 1})
+    assert key(shape) != key(shape, priority=1)  # a new child
+    names = ("object", "spec", "containers", WILD, "name")
+    assert key(names) == key(names, containers=[{"name": "web", "image": "x:2"}])
+    assert key(names) != key(names, containers=[{"name": "api"}])
+    assert key(names) != key(names, containers=[{"name": "web"}, {"name": "web"}])
     without = ("object", "spec", WITHOUT, "nodeName")
     assert key(without) == key(without, nodeName="b")
     assert key(without) != key(without, hostPID=True)
@@ -410,7 +413,7 @@ def test_narrower_keys_change_only_with_what_can_be_read() -> None:
 def test_no_value_in_a_review_keys_like_a_marker() -> None:
     """A crafted object must not take the key of another: values and markers never encode
     alike (a list ["a"] where nothing is, ["s"] where a scalar child is, ...)."""
-    from garrison.admission.input_reads import COLLECTIONS, PRESENT
+    from garrison.admission.input_reads import PRESENT, WILD
     from garrison.admission.result_cache import ResultCache
 
     cache = ResultCache()
@@ -420,8 +423,11 @@ def test_no_value_in_a_review_keys_like_a_marker() -> None:
 
     for marker in (["a"], ["absent"], ["s"], ["p", "dict"], ["v", None]):
         assert key({"spec": marker}, ("object", "spec")) != key({}, ("object", "spec"))
-        assert key({"spec": {"x": marker}}, ("object", "spec", COLLECTIONS)) != key(
-            {"spec": {"x": "node-1"}}, ("object", "spec", COLLECTIONS)
+        assert key({"spec": {"x": marker}}, ("object", "spec", WILD)) != key(
+            {"spec": {"x": "node-1"}}, ("object", "spec", WILD)
+        )
+        assert key({"spec": [{"n": marker}]}, ("object", "spec", WILD, "n")) != key(
+            {"spec": [{}]}, ("object", "spec", WILD, "n")
         )
         assert key(marker, ("object", PRESENT)) != key({}, ("object", PRESENT))
     assert key({"spec": None}, ("object", "spec")) != key({}, ("object", "spec"))
