@@ -743,7 +743,9 @@ def _rule_name(rule: Mapping[str, Any]) -> str | None:
         if single is not None and single[0] == "RefBrack":  # obj[k] = v
             refr = single[1].get("refr")
         names = _dotted(refr)
-    return names[-1] if names else None
+    # one name: a rule at a longer path (v1's ``a.b := ...``) is not modelled, so such a
+    # template is not keyed at all
+    return names[0] if names and len(names) == 1 else None
 
 
 def input_prefixes(

@@ -155,6 +155,7 @@ def test_an_exemption_list_given_makes_the_image_read() -> None:
         "v contains t if t := time.now_ns()",  # answers differ between calls
         'v contains 1 if http.send({"method": "GET", "url": "https://x"})',
         "v contains x if { some k; x := data.lib[k] }",  # data beyond its rules
+        "a.b := input.review.x\nv contains 1 if a.b",  # a rule at a longer path
     ],
 )
 def test_unbounded_reads(rego: str) -> None:
