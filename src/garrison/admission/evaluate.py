@@ -33,36 +33,6 @@ from garrison.admission.schema import apply_defaults, validate
 
 EngineMode = Literal["auto", "rego", "cel"]
 MAX_KEYED_PARAMETERS = 256  # parameter sets whose read analysis a template keeps
-# a review for nobody: a Pod with one container, to evaluate each template once at load
-_WARM_UP_REVIEW = json.dumps(
-    {
-        "uid": "garrison-warm-up",
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "operation": "CREATE",
-        "namespace": "garrison-warm-up",
-        "userInfo": {"username": "garrison"},
-        "object": {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "warm-up", "namespace": "garrison-warm-up", "labels": {}},
-            "spec": {
-                "containers": [
-                    {
-                        "name": "c",
-                        "image": "warm-up:1",
-                        "resources": {
-                            "limits": {"cpu": "500m", "memory": "256Mi"},
-                            "requests": {"cpu": "1", "memory": "1Gi"},
-                        },
-                        "securityContext": {"capabilities": {"drop": ["ALL"]}},
-                        "livenessProbe": {"httpGet": {"path": "/", "port": 80}},
-                    }
-                ],
-                "volumes": [{"name": "v", "emptyDir": {}}],
-            },
-        },
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -166,13 +136,8 @@ class PolicySet:
             self.add_constraint(obj)
 
     def prepare(self) -> None:
-        """Do now what the first reviews would otherwise pay for: each Rego template
-        evaluated once (regorus's first evaluation of a policy costs about twice a later
-        one), and every constraint's shared-evaluation key worked out (the read analysis,
-        the generated projection)."""
-        for loaded in self.templates.values():
-            if loaded.rego is not None:
-                loaded.rego.evaluate_json(_WARM_UP_REVIEW, "{}")  # the answer is not kept
+        """Work out every constraint's shared-evaluation key now (the read analysis, the
+        generated projection), so the first reviews do not pay for it."""
         if self.cache.entries <= 0:
             return
         for lc in self.constraints:
