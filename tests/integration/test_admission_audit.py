@@ -227,6 +227,13 @@ def test_expired_continue_token_and_refused_token_are_reported(
     assert "wrong" not in refused.errors[0]
 
 
+def run_audit(url: str, token: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``garrison admission audit`` of the PSS baseline initiative against ``url``."""
+    command = [*GARRISON, "admission", "audit", "--initiative", "pod-security-baseline"]
+    command += ["--api-server", url, "--token-file", str(token), *extra]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
 def test_audit_command_prints_findings_and_fills_the_outbox(
     api: tuple[StandIn, str, Path], tmp_path: Path
 ) -> None:
@@ -234,32 +241,19 @@ def test_audit_command_prints_findings_and_fills_the_outbox(
     token = tmp_path / "token"
     token.write_text(TOKEN)
     outbox_path = tmp_path / "outbox.db"
-    result = subprocess.run(
-        [
-            *GARRISON,
-            "admission",
-            "audit",
-            "--initiative",
-            "pod-security-baseline",
-            "--api-server",
-            url,
-            "--token-file",
-            str(token),
-            "--ca",
-            str(ca),
-            "--cluster",
-            "prod",
-            "--format",
-            "jsonl",
-            "--outbox",
-            str(outbox_path),
-            "--chunk-size",
-            "3",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = run_audit(
+        url,
+        token,
+        "--ca",
+        str(ca),
+        "--cluster",
+        "prod",
+        "--format",
+        "jsonl",
+        "--outbox",
+        str(outbox_path),
+        "--chunk-size",
+        "3",
     )
     assert result.returncode == 0, result.stderr
     findings = [json.loads(line) for line in result.stdout.splitlines()]
@@ -271,25 +265,7 @@ def test_audit_command_prints_findings_and_fills_the_outbox(
         assert outbox.stats().records == 3
     finally:
         outbox.close()
-    refused = subprocess.run(
-        [
-            *GARRISON,
-            "admission",
-            "audit",
-            "--initiative",
-            "pod-security-baseline",
-            "--api-server",
-            url,
-            "--token-file",
-            str(tmp_path / "missing"),
-            "--ca",
-            str(ca),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    refused = run_audit(url, tmp_path / "missing", "--ca", str(ca))
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
 
 
@@ -357,23 +333,7 @@ def test_webhook_syncs_the_kinds_templates_declare(
 
 def test_an_unreadable_token_file_is_one_clear_line(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-token"
-    result = subprocess.run(
-        [
-            *GARRISON,
-            "admission",
-            "audit",
-            "--initiative",
-            "pod-security-baseline",
-            "--api-server",
-            "https://127.0.0.1:1",
-            "--token-file",
-            str(missing),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_audit("https://127.0.0.1:1", missing)
     assert result.returncode == 2, result.stderr
     assert f"cannot read the API token {missing}" in result.stderr
     assert "Traceback" not in result.stderr
