@@ -113,7 +113,7 @@ def parse_review(body: bytes) -> tuple[str, dict[str, Any]]:
         raise ReviewError("empty body: an AdmissionReview JSON object is expected")
     try:
         review = _JSON.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8: the latter
         raise ReviewError(f"malformed JSON: {exc}") from None
     if not isinstance(review, dict):
         raise ReviewError("the body is not a JSON object")
