@@ -92,3 +92,46 @@ async def test_a_runaway_review_is_killed_even_when_its_caller_is_gone() -> None
         assert [r.msg for r in results] == ["label owner is required"]
     finally:
         await worker.close()
+
+
+def test_loaded_policies_are_kept_out_of_the_cyclic_gc() -> None:
+    """After a load the worker freezes its heap (a full collection would pause a review);
+    a failed load leaves things as they were, and frames still answer in order."""
+    import gc
+    import io
+    import struct
+
+    import msgspec
+
+    from garrison.admission.worker import serve
+
+    def frames(*messages: dict[str, Any]) -> io.BytesIO:
+        out = b""
+        for message in messages:
+            body = msgspec.msgpack.encode(message)
+            out += struct.pack(">I", len(body)) + body
+        return io.BytesIO(out)
+
+    def answers(stream: io.BytesIO) -> list[Any]:
+        data, out = stream.getvalue(), []
+        while data:
+            (size,) = struct.unpack(">I", data[:4])
+            out.append(msgspec.msgpack.decode(data[4 : 4 + size]))
+            data = data[4 + size :]
+        return out
+
+    gc.unfreeze()
+    try:
+        stdout = io.BytesIO()
+        bad = {"op": "load", "objects": [{"kind": "ConstraintTemplate"}], "engine": "auto"}
+        assert serve(frames(bad), stdout) == 0
+        assert "error" in answers(stdout)[0] and gc.get_freeze_count() == 0
+        stdout = io.BytesIO()
+        request = {"op": "review", "request": review("ConfigMap"), "point": "validation"}
+        assert serve(frames(load_message(), request), stdout) == 0
+        loaded, reviewed = answers(stdout)
+        assert loaded == {"templates": 2, "constraints": 2}
+        assert reviewed["results"][0][2] == "label owner is required"
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -33,6 +33,7 @@ from garrison.admission.evaluate import PolicySet, load_policy_set
 from garrison.admission.inventory import Inventory
 from garrison.admission.result_cache import DEFAULT_ENTRIES
 from garrison.events.errors import GarrisonError
+from garrison.heap import settle
 
 log = logging.getLogger("garrison.admission.worker")
 _HEADER = struct.Struct(">I")
@@ -115,17 +116,23 @@ def _handle(policy: PolicySet | None, message: Mapping[str, Any]) -> tuple[Polic
     return policy, {"error": f"unknown op {op!r}"}
 
 
-def main() -> int:
-    """Serve frames until stdin closes."""
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # nothing but frames may reach the parent's pipe
+def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
+    """Answer frames until ``stdin`` closes."""
     policy: PolicySet | None = None
     while True:
         message = _read_frame(stdin)
         if message is None:
             return 0
         policy, answer = _handle(policy, message)
+        if message.get("op") in ("load", "inventory") and "error" not in answer:
+            settle()  # the policies live until the next load
         _write_frame(stdout, answer)
+
+
+def main() -> int:
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing but frames may reach the parent's pipe
+    return serve(stdin, stdout)
 
 
 PIPELINE = 2  # reviews on a worker's pipe at once: the next is there when one is answered

@@ -36,6 +36,7 @@ from garrison.admission.webhook_config import webhook_configurations
 from garrison.admission.worker import WorkerError, WorkerPool
 from garrison.events.errors import GarrisonError
 from garrison.events.finding import Finding
+from garrison.heap import settle
 from garrison.kube import KubeConfig
 from garrison.publisher.envelopes import envelope_record
 from garrison.publisher.outbox import Outbox, Record
@@ -415,6 +416,7 @@ async def _serve(
     site = web.TCPSite(runner, args.host, args.port, ssl_context=certificate.context)
     await site.start()
     host, port = runner.addresses[0][:2]
+    settle()  # the loaded bundle lives until the next reload
     print(
         f"garrison admission serving https://{host}:{port}/v1/admit "
         f"({loaded['templates']} templates, {loaded['constraints']} constraints)",
@@ -488,6 +490,7 @@ async def _reload(
     if bundle.namespaces:  # else the synced ones stay
         webhook.namespaces = bundle.namespaces
     webhook.assigned_exempt = bundle.exempt_namespaces
+    settle()
     log.info(
         "policies reloaded: %s templates, %s constraints",
         answer["templates"],

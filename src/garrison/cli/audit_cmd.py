@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ import msgspec
 from garrison.audit.analyzer import AnalyzerConfig, AuditAnalyzer, RulesLoadFailed
 from garrison.audit.decode import iter_stream
 from garrison.events.alert import Alert
+from garrison.heap import settle
 
 
 def register(commands: Any, name: str) -> None:
@@ -83,8 +83,7 @@ def analyze_files(args: argparse.Namespace) -> int:
         except (OSError, msgspec.DecodeError) as exc:
             print(f"error: cannot read baseline state {state}: {exc}", file=sys.stderr)
             return 1
-    gc.collect()
-    gc.freeze()  # the compiled rules live as long as the process; spare them the cyclic GC
+    settle()  # the compiled rules live as long as the process
     out = sys.stdout
     events = alerts = rejected = 0
     if args.format == "table":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -20,6 +19,7 @@ from garrison.audit.decode import DecodeResult, decode_event
 from garrison.audit.receiver import AuditBatch, AuditReceiver, BoundedBatchQueue, run_worker
 from garrison.events.alert import Alert
 from garrison.events.audit import AuditEvent
+from garrison.heap import settle
 from garrison.metrics import audit_metrics, ingest_metrics
 from garrison.server.api import ServerAPI, ServerConfig
 from garrison.server.auth import TokenCache
@@ -161,8 +161,7 @@ class Backend:
         self._tasks.append(asyncio.create_task(self._snapshots()))
         # rules, closures and caches live as long as the process: keep the cyclic GC from
         # walking them on every full collection (pauses would land on webhook answers)
-        gc.collect()
-        gc.freeze()
+        settle()  # the compiled rules live as long as the process
 
     async def stop(self, drain_seconds: float = 10.0) -> None:
         for runner in self._runners:
