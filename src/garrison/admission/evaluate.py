@@ -28,7 +28,13 @@ from garrison.admission.model import (
     parse_template,
 )
 from garrison.admission.rego import RegoProgram, Violation
-from garrison.admission.result_cache import DEFAULT_ENTRIES, ResultCache, review_prefixes
+from garrison.admission.result_cache import (
+    DEFAULT_ENTRIES,
+    KeyPlan,
+    ResultCache,
+    ReviewKeys,
+    review_prefixes,
+)
 from garrison.admission.schema import apply_defaults, validate
 
 EngineMode = Literal["auto", "rego", "cel"]
@@ -80,6 +86,10 @@ class LoadedConstraint:
     parameters: Mapping[str, Any]
     obj: Mapping[str, Any]  # the Constraint object (CEL's ``params``)
     parameters_json: str = "{}"
+    match_group: int = 0  # constraints with equal ``match`` share one matching per review
+    # how its results are shared, and the template that was worked out for
+    plan: KeyPlan | None = None
+    planned_for: LoadedTemplate | None = None
 
 
 @dataclass
@@ -90,6 +100,7 @@ class PolicySet:
     engine_mode: EngineMode = "auto"
     cache: ResultCache = field(default_factory=ResultCache)
     _inventory_version: int = -1
+    _match_groups: dict[str, int] = field(default_factory=dict)  # by the match's repr
 
     def add_template(self, obj: Mapping[str, Any]) -> ConstraintTemplate:
         template = parse_template(obj)
@@ -119,8 +130,9 @@ class PolicySet:
             for c in self.constraints
             if (c.constraint.kind, c.constraint.name) != (constraint.kind, constraint.name)
         ]
+        group = self._match_groups.setdefault(repr(constraint.match), len(self._match_groups))
         self.constraints.append(
-            LoadedConstraint(constraint, parameters, obj, json.dumps(parameters))
+            LoadedConstraint(constraint, parameters, obj, json.dumps(parameters), group)
         )
         return constraint
 
@@ -136,16 +148,21 @@ class PolicySet:
             self.add_constraint(obj)
 
     def prepare(self) -> None:
-        """Work out every constraint's shared-evaluation key now (the read analysis, the
+        """Work out every constraint's shared-evaluation keys now (the read analysis, the
         generated projection), so the first reviews do not pay for it."""
-        if self.cache.entries <= 0:
-            return
         for lc in self.constraints:
-            loaded = self.templates[lc.constraint.kind]
-            if loaded.rego is not None:
+            self._plan(lc)
+
+    def _plan(self, lc: LoadedConstraint) -> KeyPlan | None:
+        loaded = self.templates[lc.constraint.kind]
+        if lc.planned_for is not loaded:  # first use, or the template was replaced
+            lc.plan = None
+            if self.cache.entries > 0 and loaded.rego is not None:  # no cache: no keys
                 keyed_by = loaded.keyed_by(lc.parameters_json, lc.parameters)
                 if keyed_by is not None:
-                    self.cache.prepare(keyed_by)
+                    lc.plan = self.cache.plan(lc.constraint.kind, lc.parameters_json, keyed_by)
+            lc.planned_for = loaded
+        return lc.plan
 
     def replace_inventory(self, inventory: Inventory) -> None:
         self.inventory = inventory
@@ -170,20 +187,26 @@ class PolicySet:
         review_json: list[str] = []  # serialised once, on first use
         # constraints of one template with the same parameters see the same review: one run
         memo: dict[tuple[str, str], list[Violation]] = {}
-        encoded: dict[tuple[Prefix, ...], bytes] = {}  # the review's projections, once each
+        matched: dict[int, bool] = {}  # by match group
+        keys = ReviewKeys(request)
         facts = _Facts(request)
         for lc in self.constraints:
             action = lc.constraint.action_at(point)
             if action is None:
                 continue
-            if not _matches_either(lc.constraint, facts, self.inventory):
+            applies = matched.get(lc.match_group)
+            if applies is None:
+                applies = matched[lc.match_group] = _matches_either(
+                    lc.constraint, facts, self.inventory
+                )
+            if not applies:
                 continue
             loaded = self.templates[lc.constraint.kind]
             # CEL sees the whole constraint (its name too); Rego only its parameters
             key = (lc.constraint.kind, lc.parameters_json if loaded.rego else lc.constraint.name)
             violations = memo.get(key)
             if violations is None:
-                violations = memo[key] = self._evaluate(lc, request, review_json, encoded)
+                violations = memo[key] = self._evaluate(lc, request, review_json, keys)
             for violation in violations:
                 results.append(
                     Result(
@@ -202,28 +225,23 @@ class PolicySet:
         lc: LoadedConstraint,
         request: Mapping[str, Any],
         review_json: list[str],
-        encoded: dict[tuple[Prefix, ...], bytes],
+        keys: ReviewKeys,
     ) -> list[Violation]:
         loaded = self.templates[lc.constraint.kind]
         started = time.perf_counter()
         try:
             if loaded.rego is not None:
-                key = None
-                keyed_by = None
-                if self.cache.entries > 0:  # no cache: no keys to work out
-                    keyed_by = loaded.keyed_by(lc.parameters_json, lc.parameters)
-                if keyed_by is not None:
-                    key = self.cache.key(
-                        lc.constraint.kind, lc.parameters_json, request, keyed_by, encoded
-                    )
-                    shared = self.cache.get(key)
+                plan = self._plan(lc)
+                coarse = b""
+                if plan is not None:
+                    shared, coarse = self.cache.lookup(keys, plan)
                     if shared is not None:
                         return shared
                 if not review_json:
                     review_json.append(json.dumps(request))
                 violations = loaded.rego.evaluate_json(review_json[0], lc.parameters_json)
-                if key is not None:
-                    self.cache.put(key, violations)
+                if plan is not None:
+                    self.cache.keep(keys, plan, coarse, violations)
                 return violations
             if loaded.cel is not None:
                 return loaded.cel.evaluate(request, lc.obj)

@@ -7,6 +7,15 @@ The key of an evaluation is the template, the constraint's parameters and the JS
 the parts of the review the template can read (:mod:`garrison.admission.input_reads`); a
 template whose reads cannot be bounded, or that reads the whole review, is never cached.
 Bounded LRU of short results; cleared whenever ``data.inventory`` changes; errors are not kept.
+
+Each result is kept under two keys. The exact one projects the template's own paths (a
+generated walker per path set), so a Deployment whose new image tag a template does not read
+still shares. The coarse one is the JSON of the few subtrees those paths lie in (the path
+cut before its first ``*`` and at most three steps deep: ``object.spec``,
+``object.metadata.labels``), each encoded once per review for every template that reads
+under it; equal subtrees give equal projections, so it can only share less, never wrongly.
+A review looks the coarse key up first: replicas of one spec, the common case, skip the
+walkers altogether.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -24,6 +34,7 @@ from garrison.admission.rego import Violation
 DEFAULT_ENTRIES = 16384
 MAX_PATH_SETS = 4096  # compiled path sets kept (one per template and parameters in use)
 MAX_VIOLATIONS_KEPT = 64  # a result longer than this is not kept: memory stays a few MiB
+COARSE_DEPTH = 3  # steps of a path kept in its coarse part (object.metadata.labels)
 # Every part of a projection is tagged, so that no JSON value in a review can encode like a
 # marker (an untagged ["absent"] would: a crafted object could then take another's key):
 # ["v", value] a value found; ["a"] nothing at the path; ["p", type] only that something of
@@ -186,13 +197,99 @@ def compile_walker(trie: Trie) -> Walker:
     return walker
 
 
+@dataclass(frozen=True, eq=False, slots=True)
+class Subtree:
+    """A coarse part: the value at ``steps`` (dict keys only), or with ``presence`` only its
+    JSON type. Compared by identity: a review memoises each one's encoding."""
+
+    steps: tuple[str, ...]
+    presence: bool
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class KeyPlan:
+    """How one constraint's results are keyed, worked out at load."""
+
+    head: bytes  # the template's kind and the constraint's parameters, encoded once
+    walker: Walker  # the exact projection
+    subtrees: tuple[Subtree, ...]  # what the coarse key encodes
+
+
+def coarse_subtrees(prefixes: Sequence[Prefix]) -> list[tuple[tuple[str, ...], bool]]:
+    """The subtrees that hold every path: each cut before its first marker, at most
+    ``COARSE_DEPTH`` steps; a path that only asks whether a node is there keeps asking that
+    (the review itself is always there, and its uid is in it)."""
+    out: set[tuple[tuple[str, ...], bool]] = set()
+    for prefix in prefixes:
+        cut: list[str] = []
+        presence = False
+        for step in prefix:
+            if step == PRESENT:
+                presence = len(cut) == len(prefix) - 1  # the path is a presence read
+                break
+            if step in (WILD, WITHOUT) or len(cut) == COARSE_DEPTH:
+                break
+            cut.append(step)
+        out.add((tuple(cut), presence))
+    return sorted(out)
+
+
+class ReviewKeys:
+    """One review's keys: each projection and each subtree's JSON worked out once, however
+    many constraints share it."""
+
+    __slots__ = ("_projections", "_subtrees", "review")
+
+    def __init__(self, review: Mapping[str, Any]) -> None:
+        self.review = review
+        self._projections: dict[Walker, bytes] = {}
+        self._subtrees: dict[Subtree, bytes] = {}
+
+    def exact(self, plan: KeyPlan) -> bytes:
+        part = self._projections.get(plan.walker)
+        if part is None:
+            part = self._projections[plan.walker] = msgspec.json.encode(plan.walker(self.review))
+        return hashlib.blake2b(b"e\0" + plan.head + part, digest_size=16).digest()
+
+    def coarse(self, plan: KeyPlan) -> bytes:
+        parts = [b"c\0", plan.head]
+        for subtree in plan.subtrees:
+            part = self._subtrees.get(subtree)
+            if part is None:
+                part = self._subtrees[subtree] = msgspec.json.encode(self._part(subtree))
+            parts.append(part)
+        return hashlib.blake2b(b"".join(parts), digest_size=16).digest()
+
+    def _part(self, subtree: Subtree) -> list[Any]:
+        node: Any = _normal(self.review)
+        for step in subtree.steps:  # stepped as the walkers step: into objects only
+            if type(node) is not dict or step not in node:
+                return _ABSENT
+            node = _normal(node[step])
+        return ["p", type(node).__name__] if subtree.presence else ["v", node]
+
+
 class ResultCache:
     def __init__(self, entries: int = DEFAULT_ENTRIES) -> None:
         self.entries = entries
         self._items: OrderedDict[bytes, list[Violation]] = OrderedDict()
         self._walkers: dict[tuple[Prefix, ...], Walker] = {}
+        self._subtrees: dict[tuple[tuple[str, ...], bool], Subtree] = {}
         self.hits = 0
         self.misses = 0
+
+    def plan(self, kind: str, parameters_json: str, prefixes: tuple[Prefix, ...]) -> KeyPlan:
+        """The keying of one constraint's results (made at load; walkers shared, bounded)."""
+        subtrees = []
+        for steps, presence in coarse_subtrees(prefixes):
+            subtree = self._subtrees.get((steps, presence))
+            if subtree is None:
+                if len(self._subtrees) >= MAX_PATH_SETS:
+                    self._subtrees.clear()  # plans keep theirs; later ones share anew
+                subtree = self._subtrees[(steps, presence)] = Subtree(steps, presence)
+            subtrees.append(subtree)
+        head = kind.encode() + b"\0" + parameters_json.encode() + b"\0"
+        return KeyPlan(head, self.prepare(prefixes), tuple(subtrees))
 
     def key(
         self,
@@ -200,21 +297,9 @@ class ResultCache:
         parameters_json: str,
         review: Mapping[str, Any],
         prefixes: tuple[Prefix, ...],
-        encoded: dict[tuple[Prefix, ...], bytes] | None = None,
     ) -> bytes:
-        """``encoded`` memoises projections within one review (templates share path sets)."""
-        part = None if encoded is None else encoded.get(prefixes)
-        if part is None:
-            part = msgspec.json.encode(self.prepare(prefixes)(review))
-            if encoded is not None:
-                encoded[prefixes] = part
-        digest = hashlib.blake2b(digest_size=16)
-        digest.update(kind.encode())
-        digest.update(b"\0")
-        digest.update(parameters_json.encode())
-        digest.update(b"\0")
-        digest.update(part)
-        return digest.digest()
+        """The exact key of one review for one constraint (tests and one-off callers)."""
+        return ReviewKeys(review).exact(self.plan(kind, parameters_json, prefixes))
 
     def prepare(self, prefixes: tuple[Prefix, ...]) -> Walker:
         """The generated projection of a path set (made on first use, bounded)."""
@@ -234,13 +319,40 @@ class ResultCache:
         self.hits += 1
         return found
 
+    def lookup(self, keys: ReviewKeys, plan: KeyPlan) -> tuple[list[Violation] | None, bytes]:
+        """The shared result of a review, coarse key first, and the coarse key (for ``put``).
+
+        A result found only by its exact key is kept under the coarse one too, so the
+        review's replicas find it there."""
+        coarse = keys.coarse(plan)
+        found = self._items.get(coarse)
+        if found is None:
+            found = self.get(keys.exact(plan))
+            if found is not None:
+                self._store(coarse, found)
+            return found, coarse
+        self._items.move_to_end(coarse)
+        self.hits += 1
+        return found, coarse
+
+    def keep(self, keys: ReviewKeys, plan: KeyPlan, coarse: bytes, found: list[Violation]) -> None:
+        """A fresh result of a review, under both its keys."""
+        if self._keepable(found):
+            self._store(keys.exact(plan), found)
+            self._store(coarse, found)
+
     def put(self, key: bytes, violations: list[Violation]) -> None:
-        if (
-            self.entries <= 0
-            or len(violations) > MAX_VIOLATIONS_KEPT
-            or any(v.error for v in violations)
-        ):
-            return
+        if self._keepable(violations):
+            self._store(key, violations)
+
+    def _keepable(self, violations: list[Violation]) -> bool:
+        return (
+            self.entries > 0
+            and len(violations) <= MAX_VIOLATIONS_KEPT
+            and not any(v.error for v in violations)
+        )
+
+    def _store(self, key: bytes, violations: list[Violation]) -> None:
         self._items[key] = violations
         self._items.move_to_end(key)
         while len(self._items) > self.entries:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import glob
+import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -471,3 +473,89 @@ def test_generated_projections_equal_the_walk() -> None:
         walker = compile_walker(trie)
         for review in reviews:
             assert walker(review) == _walk(review, trie)
+
+
+def _reads(node: Any, prefix: tuple[str, ...], at: tuple[Any, ...] = ()) -> Iterator[Any]:
+    """What a template reading ``prefix`` can see of ``node``: the values (or types, or
+    shapes) at each concrete path it reaches; nothing where a step finds nothing."""
+    from garrison.admission.input_reads import PRESENT, WILD, WITHOUT
+
+    if not prefix:
+        yield (at, "v", json.dumps(node))
+        return
+    step, rest = prefix[0], prefix[1:]
+    if step == PRESENT:
+        yield (at, "p", type(node).__name__)
+    elif step == WITHOUT:
+        kept = {k: v for k, v in node.items() if k not in rest} if type(node) is dict else node
+        yield (at, "v", json.dumps(kept))
+    elif step == WILD:
+        members = list(node.items()) if type(node) is dict else None
+        if type(node) is list:
+            members = list(enumerate(node))
+        if members is None:
+            yield (at, "scalar")
+            return
+        yield (at, "members", json.dumps([k for k, _ in members]))
+        for key, value in members:
+            yield from _reads(value, rest, (*at, key))
+    elif type(node) is dict and step in node:
+        yield from _reads(node[step], rest, (*at, step))
+
+
+def test_a_coarse_key_never_joins_reviews_a_template_can_tell_apart() -> None:
+    """Equal subtrees must mean equal reads: for every keyed constraint, reviews with one
+    coarse key read the same at every path of the template; and replicas do share."""
+    from garrison.admission.result_cache import ReviewKeys, coarse_subtrees
+    from garrison.admission.review import as_request
+
+    policy = library_and_builtins(4096)
+    reviews = [as_request(v) for obj in sample_objects()[:60] for v in variants(obj)]
+    joined = 0
+    planned = [lc for lc in policy.constraints if lc.plan is not None]
+    assert len(planned) > 40
+    for lc in planned:
+        assert lc.plan is not None
+        prefixes = policy.templates[lc.constraint.kind].keyed_by(lc.parameters_json, lc.parameters)
+        assert prefixes is not None
+        reads_of: dict[bytes, list[Any]] = {}
+        for review in reviews:
+            coarse = ReviewKeys(review).coarse(lc.plan)
+            reads = [sorted(_reads(review, prefix), key=repr) for prefix in prefixes]
+            joined += coarse in reads_of
+            assert reads_of.setdefault(coarse, reads) == reads, lc.constraint.kind
+    assert joined > 1000
+    # a presence read at the top stays a presence read; wildcards and depth cut the path
+    from garrison.admission.input_reads import PRESENT, WILD
+
+    assert coarse_subtrees([(PRESENT,), ("object", "spec", WILD, "image")]) == [
+        ((), True),
+        (("object", "spec"), False),
+    ]
+    assert coarse_subtrees([("object", "metadata", "labels", "app")]) == [
+        (("object", "metadata", "labels"), False)
+    ]
+
+
+def test_replicas_are_found_by_their_coarse_key() -> None:
+    """A ReplicaSet's pods: the second finds every result without an exact projection."""
+    from bench.admission import replica, workloads
+
+    policy = library_and_builtins(4096)
+    template = next(w for w in workloads() if w["kind"] == "Pod")
+    first, second = (as_request(replica(template, "web-abc", i)) for i in (1, 2))
+    policy.review(first)
+    walked = []
+    for lc in policy.constraints:
+        if lc.plan is not None:
+            walker = lc.plan.walker
+
+            def counting(review: Any, walker: Any = walker) -> Any:
+                walked.append(1)
+                return walker(review)
+
+            object.__setattr__(lc.plan, "walker", counting)
+    hits = policy.cache.hits
+    policy.review(second)
+    assert policy.cache.hits > hits
+    assert len(walked) <= 8  # only the few templates that read the pod's name
