@@ -63,21 +63,25 @@ class LoadedTemplate:
     evaluations: int = 0
     # the parts of the review the template can read, per constraint parameters (None: its
     # results are never shared); found from its syntax tree on first use, bounded
-    _keys: dict[str, tuple[Prefix, ...] | None] = field(default_factory=dict)
+    _keys: dict[tuple[str, bool], tuple[Prefix, ...] | None] = field(default_factory=dict)
     _ast: str = ""
 
     def keyed_by(
-        self, parameters_json: str, parameters: Mapping[str, Any]
+        self, parameters_json: str, parameters: Mapping[str, Any], *, outputs: bool = False
     ) -> tuple[Prefix, ...] | None:
-        if parameters_json not in self._keys:
+        """What the results depend on; with ``outputs``, what whether there is any depends
+        on (messages aside)."""
+        key = (parameters_json, outputs)
+        if key not in self._keys:
             if self.rego is None:
                 return None
             if not self._ast:
                 self._ast = self.rego.ast_json()
             if len(self._keys) >= MAX_KEYED_PARAMETERS:
                 self._keys.clear()
-            self._keys[parameters_json] = review_prefixes(input_prefixes(self._ast, parameters))
-        return self._keys[parameters_json]
+            found = input_prefixes(self._ast, parameters, outputs=outputs)
+            self._keys[key] = review_prefixes(found)
+        return self._keys[key]
 
 
 @dataclass
@@ -160,7 +164,9 @@ class PolicySet:
             if self.cache.entries > 0 and loaded.rego is not None:  # no cache: no keys
                 keyed_by = loaded.keyed_by(lc.parameters_json, lc.parameters)
                 if keyed_by is not None:
-                    lc.plan = self.cache.plan(lc.constraint.kind, lc.parameters_json, keyed_by)
+                    empty = loaded.keyed_by(lc.parameters_json, lc.parameters, outputs=True)
+                    kind, parameters = lc.constraint.kind, lc.parameters_json
+                    lc.plan = self.cache.plan(kind, parameters, keyed_by, empty)
             lc.planned_for = loaded
         return lc.plan
 
@@ -232,16 +238,15 @@ class PolicySet:
         try:
             if loaded.rego is not None:
                 plan = self._plan(lc)
-                coarse = b""
                 if plan is not None:
-                    shared, coarse = self.cache.lookup(keys, plan)
+                    shared = self.cache.lookup(keys, plan)
                     if shared is not None:
                         return shared
                 if not review_json:
                     review_json.append(json.dumps(request))
                 violations = loaded.rego.evaluate_json(review_json[0], lc.parameters_json)
                 if plan is not None:
-                    self.cache.keep(keys, plan, coarse, violations)
+                    self.cache.keep(keys, plan, violations)
                 return violations
             if loaded.cel is not None:
                 return loaded.cel.evaluate(request, lc.obj)

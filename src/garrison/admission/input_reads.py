@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 Prefix = tuple[str, ...]
@@ -80,6 +80,9 @@ class Val:
     paths: frozenset[Prefix] = frozenset()
     elems: frozenset[Prefix] = frozenset()
     known: str = _UNKNOWN  # the constant's JSON, or _UNKNOWN / _UNDEFINED
+    # with ``outputs``: parts of input whose values reach this one only through ``%v``
+    # formatting (a message); any use but building the violation reads them whole
+    output: frozenset[Prefix] = frozenset()
 
     def value(self) -> Any:
         return json.loads(self.known)
@@ -133,6 +136,14 @@ def _var(node: Any) -> str | None:
     return str(single[1].get("value")) if single and single[0] == "Var" else None
 
 
+def _only_v(value: Val) -> bool:
+    """A constant format string whose every verb is ``%v`` (total on any defined value)."""
+    if not value.is_known or not isinstance(value.value(), str):
+        return False
+    verbs = value.value().replace("%%", "").split("%")[1:]
+    return all(verb.startswith("v") for verb in verbs)
+
+
 @dataclass
 class _Module:
     package: tuple[str, ...]
@@ -148,6 +159,7 @@ class _Definition:
 @dataclass
 class _Analysis:
     parameters: Mapping[str, Any] | None
+    outputs: bool = False  # keep what only reaches messages apart (``Val.output``)
     rules: dict[tuple[tuple[str, ...], str], list[_Definition]] = field(default_factory=dict)
     out: set[Prefix] = field(default_factory=set)
     _rule_values: dict[tuple[tuple[str, ...], str], Val] = field(default_factory=dict)
@@ -158,10 +170,17 @@ class _Analysis:
     # -- recording --------------------------------------------------------------------
     def use(self, value: Val) -> None:
         """``value`` is read whole."""
-        for path in value.paths | value.elems:
+        for path in value.paths | value.elems | value.output:
             if not path:
                 raise _Unbounded("input used whole")
             self.out.add(path)
+
+    def spend(self, value: Val) -> Val:
+        """``value`` less its message-only parts, which are read whole from here on."""
+        if not value.output:
+            return value
+        self.use(Val(output=value.output))
+        return replace(value, output=frozenset())
 
     def present(self, value: Val) -> None:
         """Only whether each part of input ``value`` is, is there (and its JSON type)."""
@@ -319,12 +338,14 @@ class _Analysis:
             if kind == "Set":
                 key = self.eval(head.get("key"), local, module)
                 self.use(Val(elems=key.elems))
-                values.append(Val(elems=key.paths) if key.paths else _member(key))
+                member = Val(elems=key.paths) if key.paths else _member(key)
+                values.append(replace(member, output=key.output))  # a message stays one
                 continue
             refr = _single(head.get("refr"))
             if refr is not None and refr[0] == "RefBrack":  # a partial object: obj[k] = v
                 self.use(self.eval(refr[1].get("index"), local, module))
                 value = self.eval(assign["value"], local, module) if assign else _const(True)
+                value = self.spend(value)
                 self.use(Val(elems=value.elems))
                 values.append(Val(elems=value.paths))
                 continue
@@ -345,6 +366,7 @@ class _Analysis:
             paths=frozenset().union(*(v.paths for v in values)),
             elems=frozenset().union(*(v.elems for v in values)),
             known=known,
+            output=frozenset().union(*(v.output for v in values)),
         )
 
     # -- queries -----------------------------------------------------------------------
@@ -493,17 +515,22 @@ class _Analysis:
                 known = {k.value(): v.value() for k, v in pairs}
                 if all(isinstance(k, str) for k in known):
                     return _const(known)
+            output: frozenset[Prefix] = frozenset()
             for k, v in pairs:
                 self.use(k)
-                self.use(v)
-            return OTHER
+                output |= v.output  # a message in an object (``{"msg": msg}``) stays one
+                self.use(replace(v, output=frozenset()))
+            return Val(output=output)
         items = [self.eval(item, env, module) for item in body.get("items") or []]
         if all(item.is_known for item in items):
             values = [item.value() for item in items]
             return _const(values if kind == "Array" else sorted(values, key=json.dumps))
         for item in items:
             self.use(Val(elems=item.elems))
-        return Val(elems=frozenset().union(*(item.paths for item in items)))
+        return Val(
+            elems=frozenset().union(*(item.paths for item in items)),
+            output=frozenset().union(*(item.output for item in items)),
+        )
 
     def comprehension(
         self, kind: str, body: Mapping[str, Any], env: Mapping[str, Val], module: _Module
@@ -515,7 +542,7 @@ class _Analysis:
             self.use(self.eval(body.get("key"), local, module))
             self.use(self.eval(body.get("value"), local, module))
             return OTHER
-        term = self.eval(body.get("term"), local, module)
+        term = self.spend(self.eval(body.get("term"), local, module))
         self.use(Val(elems=term.elems))
         if not term.paths:
             self.use(term)
@@ -553,6 +580,9 @@ class _Analysis:
         args = [self.eval(p, env, module) for p in params]
         if definitions:
             return self.call(definitions, args)
+        if self.outputs and name == "sprintf" and len(args) == 2 and _only_v(args[0]):
+            return self._format(args[1])
+        args = [self.spend(arg) for arg in args]
         if name in ("object.get", "object.remove") and args:
             self.present(args[0])  # not an object: an error, not undefined
         if name == "object.get" and len(args) == 3:
@@ -578,6 +608,15 @@ class _Analysis:
         for arg in args:
             self.use(arg)
         return OTHER
+
+    def _format(self, values: Val) -> Val:
+        """``sprintf`` with only ``%v``: defined wherever its values are (their presence is
+        read), whatever they hold; the message carries them as its output."""
+        self.present(values)
+        for path in values.elems:
+            base = path[: path.index(WITHOUT)] if WITHOUT in path else path
+            self.out.add((*base, PRESENT))
+        return Val(output=values.paths | values.elems | values.output)
 
     def chain(self, node: Any, env: Mapping[str, Val], module: _Module) -> Val:
         steps: list[Any] = []
@@ -618,6 +657,7 @@ class _Analysis:
         """``value[key]`` (a static key) or, with None, any of its keys or elements."""
         if value.known == _UNDEFINED:
             return UNDEFINED
+        value = self.spend(value)
         if value.is_known:
             constant = _step_known(value.value(), key)
             if constant is not None:
@@ -752,16 +792,23 @@ def input_prefixes(
     ast_json: str,
     parameters: Mapping[str, Any] | None = None,
     entry: str = "violation",
+    *,
+    outputs: bool = False,
 ) -> frozenset[Prefix] | None:
     """The smallest set of ``input`` paths the template's ``violation`` can depend on, for a
-    constraint with these ``parameters`` (None: any); None when it cannot be bounded."""
+    constraint with these ``parameters`` (None: any); None when it cannot be bounded.
+
+    With ``outputs``, the paths whether there is any violation at all depends on: a part of
+    input that only reaches messages through ``sprintf`` with ``%v`` (the object's name in
+    "Container <%v> in your <%v> <%v> has no <%v>") counts by its presence and JSON type
+    alone, since formatting it cannot fail and the message is all it changes."""
     try:
         modules = _modules(ast_json)
     except _Unbounded:
         return None
     if not modules:
         return frozenset()
-    analysis = _Analysis(parameters)
+    analysis = _Analysis(parameters, outputs)
     for module, rules in modules:
         for rule in rules:
             name = _rule_name(rule) if isinstance(rule, dict) else None
@@ -771,7 +818,8 @@ def input_prefixes(
     main = modules[0][0].package
     try:
         if (main, entry) in analysis.rules:
-            analysis.use(analysis.rule_value(main, entry))
+            value = analysis.rule_value(main, entry)
+            analysis.use(replace(value, output=frozenset()))  # messages end here
         analysis.close_packages()
     except (_Unbounded, _Reordered, RecursionError):
         return None

@@ -16,6 +16,11 @@ cut before its first ``*`` and at most three steps deep: ``object.spec``,
 under it; equal subtrees give equal projections, so it can only share less, never wrongly.
 A review looks the coarse key up first: replicas of one spec, the common case, skip the
 walkers altogether.
+
+A template that names the object in its messages reads the name, so no two pods would share
+its results; but whether there is a violation at all does not depend on the name
+(``input_prefixes(outputs=True)``). An empty result is also kept under keys of just those
+paths, and looked up first.
 """
 
 from __future__ import annotations
@@ -210,9 +215,11 @@ class Subtree:
 class KeyPlan:
     """How one constraint's results are keyed, worked out at load."""
 
-    head: bytes  # the template's kind and the constraint's parameters, encoded once
+    head: bytes  # what keys it apart: the template's kind, the constraint's parameters
     walker: Walker  # the exact projection
     subtrees: tuple[Subtree, ...]  # what the coarse key encodes
+    # keys of "no violation" alone, when they read less (a name only in messages)
+    empty: KeyPlan | None = None
 
 
 def coarse_subtrees(prefixes: Sequence[Prefix]) -> list[tuple[tuple[str, ...], bool]]:
@@ -278,8 +285,16 @@ class ResultCache:
         self.hits = 0
         self.misses = 0
 
-    def plan(self, kind: str, parameters_json: str, prefixes: tuple[Prefix, ...]) -> KeyPlan:
-        """The keying of one constraint's results (made at load; walkers shared, bounded)."""
+    def plan(
+        self,
+        kind: str,
+        parameters_json: str,
+        prefixes: tuple[Prefix, ...],
+        empty: tuple[Prefix, ...] | None = None,
+        tag: bytes = b"r",
+    ) -> KeyPlan:
+        """The keying of one constraint's results (made at load; walkers shared, bounded);
+        ``empty``: the paths whether it has any violation depends on, if fewer."""
         subtrees = []
         for steps, presence in coarse_subtrees(prefixes):
             subtree = self._subtrees.get((steps, presence))
@@ -288,8 +303,11 @@ class ResultCache:
                     self._subtrees.clear()  # plans keep theirs; later ones share anew
                 subtree = self._subtrees[(steps, presence)] = Subtree(steps, presence)
             subtrees.append(subtree)
-        head = kind.encode() + b"\0" + parameters_json.encode() + b"\0"
-        return KeyPlan(head, self.prepare(prefixes), tuple(subtrees))
+        head = tag + b"\0" + kind.encode() + b"\0" + parameters_json.encode() + b"\0"
+        nothing = None
+        if empty is not None and empty != prefixes:
+            nothing = self.plan(kind, parameters_json, empty, tag=b"0")
+        return KeyPlan(head, self.prepare(prefixes), tuple(subtrees), nothing)
 
     def key(
         self,
@@ -319,27 +337,46 @@ class ResultCache:
         self.hits += 1
         return found
 
-    def lookup(self, keys: ReviewKeys, plan: KeyPlan) -> tuple[list[Violation] | None, bytes]:
-        """The shared result of a review, coarse key first, and the coarse key (for ``put``).
-
-        A result found only by its exact key is kept under the coarse one too, so the
-        review's replicas find it there."""
-        coarse = keys.coarse(plan)
-        found = self._items.get(coarse)
+    def lookup(self, keys: ReviewKeys, plan: KeyPlan) -> list[Violation] | None:
+        """The shared result of a review: "no violation" by its own keys first, then the
+        coarse key, then the exact one. What is found by a finer key is kept under the
+        coarse one too, so the review's replicas find it there."""
+        nothing = plan.empty
+        found = None if nothing is None else self._touch(keys.coarse(nothing))
         if found is None:
-            found = self.get(keys.exact(plan))
+            found = self._finer(keys, plan)
+        if found is None and nothing is not None:
+            found = self._finer(keys, nothing)
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return found
+
+    def _finer(self, keys: ReviewKeys, plan: KeyPlan) -> list[Violation] | None:
+        coarse = keys.coarse(plan)
+        found = self._touch(coarse)
+        if found is None:
+            found = self._touch(keys.exact(plan))
             if found is not None:
                 self._store(coarse, found)
-            return found, coarse
-        self._items.move_to_end(coarse)
-        self.hits += 1
-        return found, coarse
+        return found
 
-    def keep(self, keys: ReviewKeys, plan: KeyPlan, coarse: bytes, found: list[Violation]) -> None:
-        """A fresh result of a review, under both its keys."""
-        if self._keepable(found):
-            self._store(keys.exact(plan), found)
-            self._store(coarse, found)
+    def keep(self, keys: ReviewKeys, plan: KeyPlan, found: list[Violation]) -> None:
+        """A fresh result of a review, under its keys (and "no violation" under its own)."""
+        if not self._keepable(found):
+            return
+        self._store(keys.exact(plan), found)
+        self._store(keys.coarse(plan), found)
+        if not found and plan.empty is not None:
+            self._store(keys.exact(plan.empty), found)
+            self._store(keys.coarse(plan.empty), found)
+
+    def _touch(self, key: bytes) -> list[Violation] | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
 
     def put(self, key: bytes, violations: list[Violation]) -> None:
         if self._keepable(violations):

@@ -135,6 +135,102 @@ def test_prefixes_of_references(rego: str, expected: set[str]) -> None:
     assert prefixes(rego) == expected
 
 
+NAME = "review.object.metadata.name"
+NAMED = (
+    'v contains {"msg": msg} if {\n  input.review.object.spec.hostPID\n'
+    '  msg := sprintf("%v uses the host PID namespace", [input.review.object.metadata.name])\n}'
+)
+
+
+@pytest.mark.parametrize(
+    ("rego", "reads_name"),
+    [
+        (NAMED, False),  # in a message only: its presence (and type) alone
+        (  # through a function that formats, and a message in an object with details
+            'm(o) := sprintf("<%v> <%v>", [o.kind, o.metadata.name])\n'
+            'v contains {"msg": m(o), "details": {}} if {\n'
+            "  o := input.review.object\n  o.spec.hostPID\n}",
+            False,
+        ),
+        (NAMED.replace("%v uses", "%d uses"), True),  # another verb: formatting could fail
+        (NAMED.replace("\n}", '\n  msg != "x uses the host PID namespace"\n}'), True),
+        (NAMED.replace("\n}", '\n  startswith(msg, "web")\n}'), True),
+        (  # a message stepped into (an array of them indexed): read whole
+            'v contains 1 if {\n  ms := [sprintf("%v", [input.review.object.metadata.name])]\n'
+            '  ms[0] == "web"\n}',
+            True,
+        ),
+    ],
+)
+def test_what_only_reaches_messages_counts_by_presence(rego: str, reads_name: bool) -> None:
+    """``outputs=True``: whether any violation exists. The full reads keep the name always."""
+    engine = regorus.Engine()
+    engine.add_policy("t.rego", "package t\nimport rego.v1\n" + rego)
+    ast = engine.get_ast_as_json()
+    full = input_prefixes(ast, {}, entry="v")
+    any_violation = input_prefixes(ast, {}, entry="v", outputs=True)
+    assert full is not None and any_violation is not None
+    assert ("review", "object", "metadata", "name") in full
+    assert (("review", "object", "metadata", "name") in any_violation) == reads_name
+    if not reads_name:
+        assert ("review", "object", "metadata", "name", P) in any_violation
+
+
+def test_replicas_share_no_violation_but_never_a_message() -> None:
+    template = {
+        "apiVersion": "templates.gatekeeper.sh/v1",
+        "kind": "ConstraintTemplate",
+        "metadata": {"name": "named"},
+        "spec": {
+            "crd": {"spec": {"names": {"kind": "Named"}}},
+            "targets": [
+                {
+                    "target": "admission.k8s.gatekeeper.sh",
+                    "code": [
+                        {
+                            "engine": "Rego",
+                            "source": {
+                                "version": "v1",
+                                "rego": "package t\nimport rego.v1\n"
+                                + NAMED.replace("v contains", "violation contains"),
+                            },
+                        }
+                    ],
+                }
+            ],
+        },
+    }
+    constraint = {
+        "apiVersion": "constraints.gatekeeper.sh/v1beta1",
+        "kind": "Named",
+        "metadata": {"name": "named"},
+        "spec": {},
+    }
+    policy = load_policy_set([template, constraint])
+
+    def pod(name: str, host_pid: bool) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"hostPID": host_pid, "containers": []},
+        }
+
+    def messages(obj: dict[str, Any]) -> list[str]:
+        return [r.msg for r in policy.review(as_request(obj))]
+
+    assert messages(pod("web-1", False)) == []
+    assert messages(pod("web-2", False)) == [] and policy.cache.hits == 1
+    assert messages(pod("web-3", True)) == ["web-3 uses the host PID namespace"]
+    assert messages(pod("web-4", True)) == ["web-4 uses the host PID namespace"]
+    assert policy.cache.hits == 1
+    nameless = pod("web-5", False)
+    del nameless["metadata"]["name"]  # no name: the message could not be made; not shared
+    policy.cache.hits = 0
+    messages(nameless)
+    assert policy.cache.hits == 0
+
+
 def test_an_exemption_list_given_makes_the_image_read() -> None:
     rego = (
         'exempt(c) if { some e in object.get(input.parameters, "exemptImages", []); '
@@ -276,6 +372,14 @@ def variants(obj: dict[str, Any]) -> list[dict[str, Any]]:
         scheduled["spec"]["nodeName"] = "node-3"
         reshaped["spec"]["nodeName"] = {"name": "node-3", "image": "x:latest"}
         flattened["spec"]["containers"] = "none"
+    # containers renamed, and one left without a name (messages name containers)
+    renamed = copy.deepcopy(replica)
+    for at, container in enumerate((renamed.get("spec") or {}).get("containers") or []):
+        if isinstance(container, dict):
+            if at == 0:
+                container.pop("name", None)
+            else:
+                container["name"] = f"renamed-{at}"
     host = copy.deepcopy(replica)
     if isinstance(host.get("spec"), dict):
         host["spec"]["hostNetwork"] = True
@@ -293,6 +397,7 @@ def variants(obj: dict[str, Any]) -> list[dict[str, Any]]:
         tagged,
         exempt,
         labels,
+        renamed,
         host,
         copy.deepcopy(obj),
     ]
