@@ -33,6 +33,7 @@ correctness; an ``input`` it cannot place makes the template unbounded.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -83,6 +84,7 @@ class Val:
     # with ``outputs``: parts of input whose values reach this one only through ``%v``
     # formatting (a message); any use but building the violation reads them whole
     output: frozenset[Prefix] = frozenset()
+    choices: frozenset[str] | None = None  # with _ANY_STRING: the strings it is one of
 
     def value(self) -> Any:
         return json.loads(self.known)
@@ -362,7 +364,11 @@ class _Analysis:
             return UNDEFINED
         knowns = {v.known for v in values}
         known = knowns.pop() if len(knowns) == 1 else _UNKNOWN
+        choices = None
+        if known == _ANY_STRING and all(v.choices is not None for v in values):
+            choices = frozenset().union(*(v.choices or () for v in values))
         return Val(
+            choices=choices,
             paths=frozenset().union(*(v.paths for v in values)),
             elems=frozenset().union(*(v.elems for v in values)),
             known=known,
@@ -586,20 +592,12 @@ class _Analysis:
         if name in ("object.get", "object.remove") and args:
             self.present(args[0])  # not an object: an error, not undefined
         if name == "object.get" and len(args) == 3:
-            keys = _static_keys(args[1])
-            if keys is None and args[1].known == _ANY_STRING:  # one key of some: any child
+            paths = self._key_paths(params[1], args[1], env, module)
+            if paths is None and args[1].known == _ANY_STRING:  # one key of some: any child
                 found = self.step(args[0], None)
                 return self._union([found, args[2]])
-            if keys is not None:
-                found = args[0]
-                for key in keys:
-                    found = self.step(found, key)
-                for path in found.paths:
-                    self.out.add((*path, PRESENT))  # which of value and default it is
-                default = args[2]
-                if found.is_known or found.known == _UNDEFINED:
-                    return default if found.known == _UNDEFINED else found
-                return self._union([Val(paths=found.paths, elems=found.elems), default])
+            if paths is not None:
+                return self._union([self._get(args[0], keys, args[2]) for keys in paths])
         if name == "object.remove" and len(args) == 2 and args[0].paths and not args[0].elems:
             keys = _static_keys(args[1], sets=True)
             if keys is not None and all(WITHOUT not in p for p in args[0].paths):
@@ -608,6 +606,42 @@ class _Analysis:
         for arg in args:
             self.use(arg)
         return OTHER
+
+    def _key_paths(
+        self, node: Any, value: Val, env: Mapping[str, Val], module: _Module
+    ) -> list[tuple[str, ...]] | None:
+        """The key paths ``object.get``'s second argument can be: a constant, one of some
+        strings (``some field in [...]``), or an array of those (at most 64 paths)."""
+        keys = _static_keys(value)
+        if keys is not None:
+            return [tuple(keys)]
+        if value.known == _ANY_STRING and value.choices is not None:
+            return [(choice,) for choice in sorted(value.choices)]
+        single = _single(node)
+        if single is None or single[0] != "Array":
+            return None
+        steps: list[list[str]] = []
+        for item in single[1].get("items") or []:
+            part = self.eval(item, env, module)
+            if part.is_known and isinstance(part.value(), str):
+                steps.append([part.value()])
+            elif part.known == _ANY_STRING and part.choices is not None:
+                steps.append(sorted(part.choices))
+            else:
+                return None
+        paths = list(itertools.product(*steps))
+        return paths if 0 < len(paths) <= 64 else None
+
+    def _get(self, value: Val, keys: tuple[str, ...], default: Val) -> Val:
+        """``object.get(value, keys, default)`` for one key path."""
+        found = value
+        for key in keys:
+            found = self.step(found, key)
+        for path in found.paths:
+            self.out.add((*path, PRESENT))  # which of value and default it is
+        if found.is_known or found.known == _UNDEFINED:
+            return default if found.known == _UNDEFINED else found
+        return self._union([Val(paths=found.paths, elems=found.elems), default])
 
     def _format(self, values: Val) -> Val:
         """``sprintf`` with only ``%v``: defined wherever its values are (their presence is
@@ -648,6 +682,9 @@ class _Analysis:
             position = self.eval(step, env, module)
             if position.is_known and isinstance(position.value(), str):
                 value = self.step(value, position.value())
+                continue
+            if position.known == _ANY_STRING and position.choices is not None:
+                value = self._union([self.step(value, c) for c in sorted(position.choices)])
                 continue
             self.use(position)
             value = self.step(value, None)
@@ -693,7 +730,9 @@ def _step_known(data: Any, key: str | None) -> Val | None:
             return None
         if not items:
             return UNDEFINED
-        return Val(known=_ANY_STRING) if all(isinstance(i, str) for i in items) else None
+        if all(isinstance(i, str) for i in items):
+            return Val(known=_ANY_STRING, choices=frozenset(items))
+        return None
     if isinstance(data, dict):
         return _const(data[key]) if key in data else UNDEFINED
     return None if isinstance(data, list) else UNDEFINED

@@ -47,9 +47,19 @@ W = "\0*"
             'v contains 1 if { f := "hostIPC"; input.review.object.spec[f] == true }',
             {"review.object.spec.hostIPC"},
         ),
-        (  # a key that is one of several constants: every child of the object
+        (  # a key that is one of several constants: each of those children
             'v contains 1 if { some f in ["a", "b"]; input.review.object.spec[f] == true }',
-            {f"review.object.spec.{W}"},
+            {"review.object.spec.a", "review.object.spec.b"},
+        ),
+        (  # object.get with such keys, alone or in a key path: those paths only
+            'v contains 1 if { some f in ["a", "b"]; object.get(input.review.object, f, 0) }\n'
+            'v contains 2 if { some f in ["c", "d"]\n'
+            '  object.get(input.review.object, ["x", f, "y"], 0) }',
+            {f"review.object.{P}", *(f"review.object.{k}" for k in ("a", "b", "x.c.y", "x.d.y"))},
+        ),
+        (  # a key from a variable not known: every child
+            "v contains 1 if { f := input.review.name; input.review.object.spec[f] == true }",
+            {"review.name", f"review.object.spec.{W}"},
         ),
         (
             'v contains 1 if input["review"].object.metadata.labels.team == "a"',
