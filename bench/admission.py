@@ -273,7 +273,22 @@ def _children(pid: int) -> list[int]:
 def rate_search(url: str, ca: Path, unjudged: list[int]) -> float:
     """The highest constant rate of the steps whose p99 stays under 100 ms, all judged."""
     best = 0.0
-    for step in (50.0, 75.0, 100.0, 125.0, 150.0, 200.0, 250.0, 300.0, 400.0, 500.0, 600.0, 700.0):
+    for step in (
+        50.0,
+        75.0,
+        100.0,
+        125.0,
+        150.0,
+        200.0,
+        250.0,
+        300.0,
+        400.0,
+        500.0,
+        600.0,
+        700.0,
+        850.0,
+        1000.0,
+    ):
         values = asyncio.run(drive(url, ca, review_bodies(int(step * 5)), step, unjudged))
         p99 = percentile(values, 99) * 1000
         print(f"  search: {step:6.0f}/s  p99 {p99:8.1f} ms   not judged {len(unjudged)}")
