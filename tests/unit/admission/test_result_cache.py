@@ -186,28 +186,15 @@ def test_what_only_reaches_messages_counts_by_presence(rego: str, reads_name: bo
         assert ("review", "object", "metadata", "name", P) in any_violation
 
 
-def test_replicas_share_no_violation_but_never_a_message() -> None:
+def named_policy(code: dict[str, Any]) -> PolicySet:
+    """A template ``Named`` with this target code (``rego`` or ``code``) and its constraint."""
     template = {
         "apiVersion": "templates.gatekeeper.sh/v1",
         "kind": "ConstraintTemplate",
         "metadata": {"name": "named"},
         "spec": {
             "crd": {"spec": {"names": {"kind": "Named"}}},
-            "targets": [
-                {
-                    "target": "admission.k8s.gatekeeper.sh",
-                    "code": [
-                        {
-                            "engine": "Rego",
-                            "source": {
-                                "version": "v1",
-                                "rego": "package t\nimport rego.v1\n"
-                                + NAMED.replace("v contains", "violation contains"),
-                            },
-                        }
-                    ],
-                }
-            ],
+            "targets": [{"target": "admission.k8s.gatekeeper.sh", **code}],
         },
     }
     constraint = {
@@ -216,7 +203,12 @@ def test_replicas_share_no_violation_but_never_a_message() -> None:
         "metadata": {"name": "named"},
         "spec": {},
     }
-    policy = load_policy_set([template, constraint])
+    return load_policy_set([template, constraint])
+
+
+def test_replicas_share_no_violation_but_never_a_message() -> None:
+    rego = "package t\nimport rego.v1\n" + NAMED.replace("v contains", "violation contains")
+    policy = named_policy({"code": [{"engine": "Rego", "source": {"version": "v1", "rego": rego}}]})
 
     def pod(name: str, host_pid: bool) -> dict[str, Any]:
         return {
@@ -432,34 +424,18 @@ def test_sharing_never_changes_an_answer() -> None:
 
 
 def test_a_message_that_names_the_object_is_not_shared() -> None:
-    template = {
-        "apiVersion": "templates.gatekeeper.sh/v1",
-        "kind": "ConstraintTemplate",
-        "metadata": {"name": "named"},
-        "spec": {
-            "crd": {"spec": {"names": {"kind": "Named"}}},
-            "targets": [
-                {
-                    "target": "admission.k8s.gatekeeper.sh",
-                    "rego": (
-                        "package named\n"
-                        'violation[{"msg": msg}] {\n'
-                        "  input.review.object.spec.hostNetwork\n"
-                        '  msg := sprintf("%v uses the host network", '
-                        "[input.review.object.metadata.name])\n"
-                        "}\n"
-                    ),
-                }
-            ],
-        },
-    }
-    constraint = {
-        "apiVersion": "constraints.gatekeeper.sh/v1beta1",
-        "kind": "Named",
-        "metadata": {"name": "named"},
-        "spec": {},
-    }
-    policy = load_policy_set([template, constraint])
+    policy = named_policy(
+        {
+            "rego": (
+                "package named\n"
+                'violation[{"msg": msg}] {\n'
+                "  input.review.object.spec.hostNetwork\n"
+                '  msg := sprintf("%v uses the host network", '
+                "[input.review.object.metadata.name])\n"
+                "}\n"
+            )
+        }
+    )
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
