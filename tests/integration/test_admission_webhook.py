@@ -253,6 +253,7 @@ def test_malformed_reviews_get_400_and_a_clear_message(webhook: Webhook) -> None
         b'{"apiVersion": "admission.k8s.io/v1", "kind": "\xff\xfe"}': "malformed JSON",
         b'{"apiVersion": "admission.k8s.io/v1", "kind": NaN}': "malformed JSON",
         b"[1, 2]": "not a JSON object",
+        b'{"request": ' + b"[" * 5000 + b"]" * 5000 + b"}": "nested too deeply",
         b'{"apiVersion": "v1", "kind": "Pod"}': "expected kind AdmissionReview",
         b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}': "no request object",
         json.dumps(

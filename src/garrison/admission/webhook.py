@@ -115,6 +115,8 @@ def parse_review(body: bytes) -> tuple[str, dict[str, Any]]:
         review = _JSON.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8: the latter
         raise ReviewError(f"malformed JSON: {exc}") from None
+    except RecursionError:  # msgspec stops near 1,000 levels: no real object nests that deep
+        raise ReviewError("JSON nested too deeply (about 1,000 levels or more)") from None
     if not isinstance(review, dict):
         raise ReviewError("the body is not a JSON object")
     api_version = review.get("apiVersion")
