@@ -4,12 +4,16 @@ reviews queue on the pipe, and one past its deadline is not evaluated."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import io
+import struct
 from typing import Any
 
+import msgspec
 import pytest
 
 from garrison.admission.review import as_request
-from garrison.admission.worker import WorkerClient, WorkerPool
+from garrison.admission.worker import WorkerClient, WorkerPool, serve
 from tests.integration.test_admission_webhook import LABELS, constraint, template
 
 pytestmark = pytest.mark.integration
@@ -94,32 +98,27 @@ async def test_a_runaway_review_is_killed_even_when_its_caller_is_gone() -> None
         await worker.close()
 
 
+def frames(*messages: Any) -> io.BytesIO:
+    """A worker's stdin: each message msgpack-encoded behind its length (bytes as they are)."""
+    out = b""
+    for message in messages:
+        body = message if isinstance(message, bytes) else msgspec.msgpack.encode(message)
+        out += struct.pack(">I", len(body)) + body
+    return io.BytesIO(out)
+
+
+def answers(stream: io.BytesIO) -> list[Any]:
+    data, out = stream.getvalue(), []
+    while data:
+        (size,) = struct.unpack(">I", data[:4])
+        out.append(msgspec.msgpack.decode(data[4 : 4 + size]))
+        data = data[4 + size :]
+    return out
+
+
 def test_loaded_policies_are_kept_out_of_the_cyclic_gc() -> None:
     """After a load the worker freezes its heap (a full collection would pause a review);
     a failed load leaves things as they were, and frames still answer in order."""
-    import gc
-    import io
-    import struct
-
-    import msgspec
-
-    from garrison.admission.worker import serve
-
-    def frames(*messages: dict[str, Any]) -> io.BytesIO:
-        out = b""
-        for message in messages:
-            body = msgspec.msgpack.encode(message)
-            out += struct.pack(">I", len(body)) + body
-        return io.BytesIO(out)
-
-    def answers(stream: io.BytesIO) -> list[Any]:
-        data, out = stream.getvalue(), []
-        while data:
-            (size,) = struct.unpack(">I", data[:4])
-            out.append(msgspec.msgpack.decode(data[4 : 4 + size]))
-            data = data[4 + size :]
-        return out
-
     gc.unfreeze()
     try:
         stdout = io.BytesIO()
@@ -135,3 +134,56 @@ def test_loaded_policies_are_kept_out_of_the_cyclic_gc() -> None:
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_bad_frames_are_answered_with_errors_and_the_worker_goes_on() -> None:
+    request = {"op": "review", "request": review("ConfigMap"), "point": "validation"}
+    stdout = io.BytesIO()
+    bad = [
+        b"\xc1 not msgpack",
+        [1, 2],
+        {"op": "review", "point": "validation"},  # no request
+        {"op": "review", "request": "x", "point": "validation"},
+        {"op": "load", "objects": "x"},
+        {"op": "load", "objects": [], "engine": "opa"},
+        {"op": "load", "objects": [], "cache_entries": -1},
+        {"op": "inventory", "objects": [1]},
+        {"op": "drop"},
+    ]
+    try:
+        assert serve(frames(load_message(), *bad, request), stdout) == 0
+    finally:
+        gc.unfreeze()
+    loaded, *errors, reviewed = answers(stdout)
+    assert "templates" in loaded
+    said = [e["error"] for e in errors]
+    assert said == [
+        said[0],
+        "frame is not a message map",
+        "a review needs a request object",
+        "a review needs a request object",
+        "objects must be a list of objects",
+        "unknown engine 'opa'",
+        "cache_entries must be a count",
+        "objects must be a list of objects",
+        "unknown op 'drop'",
+    ]
+    assert said[0].startswith("frame is not msgpack")
+    assert reviewed["results"][0][2] == "label owner is required"  # the set loaded first
+
+
+@pytest.mark.parametrize(
+    ("stdin", "why"),
+    [
+        (b"\x00\x00", "inside a frame header"),
+        (struct.pack(">I", 10) + b"abc", "3 bytes into a 10-byte frame"),
+        (struct.pack(">I", 2**31), "over the"),
+    ],
+)
+def test_a_stream_that_cannot_go_on_ends_the_worker_with_a_reason(
+    stdin: bytes, why: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stdout = io.BytesIO()
+    assert serve(io.BytesIO(stdin), stdout) == 2
+    assert why in capsys.readouterr().err
+    assert stdout.getvalue() == b""

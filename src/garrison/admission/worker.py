@@ -61,14 +61,21 @@ class WorkerResult:
     error: bool
 
 
-def _read_frame(stream: BinaryIO) -> Any:
+def _read_frame(stream: BinaryIO) -> bytes | None:
+    """The next frame's body, None at the end of the stream; WorkerError where the stream
+    cannot go on (cut inside a frame, or a frame over the limit)."""
     header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
+    if not header:
         return None
+    if len(header) < _HEADER.size:
+        raise WorkerError("the stream ended inside a frame header")
     (size,) = _HEADER.unpack(header)
     if size > MAX_FRAME:
-        raise WorkerError(f"frame of {size} bytes is over the limit")
-    return msgspec.msgpack.decode(stream.read(size))
+        raise WorkerError(f"frame of {size} bytes is over the {MAX_FRAME}-byte limit")
+    body = stream.read(size)
+    if len(body) < size:
+        raise WorkerError(f"the stream ended {len(body)} bytes into a {size}-byte frame")
+    return body
 
 
 def _write_frame(stream: BinaryIO, message: Any) -> None:
@@ -77,17 +84,25 @@ def _write_frame(stream: BinaryIO, message: Any) -> None:
     stream.flush()
 
 
+def _objects(message: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
+    objects = message.get(name) or []
+    if not isinstance(objects, list) or not all(isinstance(o, Mapping) for o in objects):
+        raise WorkerError(f"{name} must be a list of objects")
+    return objects
+
+
 def _handle(policy: PolicySet | None, message: Mapping[str, Any]) -> tuple[PolicySet | None, Any]:
     op = message.get("op")
     if op == "load":
+        engine = message.get("engine", "auto")
+        entries = message.get("cache_entries", DEFAULT_ENTRIES)
         try:
-            inventory = Inventory(message.get("inventory") or [])
-            loaded = load_policy_set(
-                message.get("objects") or [],
-                message["engine"],
-                inventory,
-                int(message.get("cache_entries", DEFAULT_ENTRIES)),
-            )
+            if engine not in ("auto", "rego", "cel"):
+                raise WorkerError(f"unknown engine {engine!r}")
+            if not isinstance(entries, int) or entries < 0:
+                raise WorkerError("cache_entries must be a count")
+            inventory = Inventory(_objects(message, "inventory"))
+            loaded = load_policy_set(_objects(message, "objects"), engine, inventory, entries)
         except GarrisonError as exc:
             return policy, {"error": str(exc)}
         return loaded, {"templates": len(loaded.templates), "constraints": len(loaded.constraints)}
@@ -97,8 +112,11 @@ def _handle(policy: PolicySet | None, message: Mapping[str, Any]) -> tuple[Polic
         deadline = message.get("deadline")
         if isinstance(deadline, (int, float)) and time.monotonic() > deadline:
             return policy, {"late": True}  # its caller has been answered: not evaluated
+        request = message.get("request")
+        if not isinstance(request, Mapping):
+            return policy, {"error": "a review needs a request object"}
         try:
-            results = policy.review(message["request"], str(message.get("point")))
+            results = policy.review(request, str(message.get("point")))
         except GarrisonError as exc:
             return policy, {"error": str(exc)}
         return policy, {
@@ -109,7 +127,10 @@ def _handle(policy: PolicySet | None, message: Mapping[str, Any]) -> tuple[Polic
     if op == "inventory":
         if policy is None:
             return policy, {"error": "no policies loaded"}
-        policy.replace_inventory(Inventory(message.get("objects") or []))
+        try:
+            policy.replace_inventory(Inventory(_objects(message, "objects")))
+        except GarrisonError as exc:
+            return policy, {"error": str(exc)}
         return policy, {"objects": len(policy.inventory)}
     if op == "ping":
         return policy, {"pong": True}
@@ -117,12 +138,26 @@ def _handle(policy: PolicySet | None, message: Mapping[str, Any]) -> tuple[Polic
 
 
 def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
-    """Answer frames until ``stdin`` closes."""
+    """Answer frames until ``stdin`` closes (0), or until it cannot be read on (2: said on
+    stderr). A frame that is not a message map is answered with an error, and the next one
+    is read."""
     policy: PolicySet | None = None
     while True:
-        message = _read_frame(stdin)
-        if message is None:
+        try:
+            body = _read_frame(stdin)
+        except WorkerError as exc:
+            print(f"garrison admission worker: {exc}", file=sys.stderr)
+            return 2
+        if body is None:
             return 0
+        try:
+            message = msgspec.msgpack.decode(body)
+        except msgspec.DecodeError as exc:
+            _write_frame(stdout, {"error": f"frame is not msgpack: {exc}"})
+            continue
+        if not isinstance(message, Mapping):
+            _write_frame(stdout, {"error": "frame is not a message map"})
+            continue
         policy, answer = _handle(policy, message)
         if message.get("op") in ("load", "inventory") and "error" not in answer:
             settle()  # the policies live until the next load
