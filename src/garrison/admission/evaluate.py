@@ -164,9 +164,9 @@ class PolicySet:
             if self.cache.entries > 0 and loaded.rego is not None:  # no cache: no keys
                 keyed_by = loaded.keyed_by(lc.parameters_json, lc.parameters)
                 if keyed_by is not None:
-                    empty = loaded.keyed_by(lc.parameters_json, lc.parameters, outputs=True)
+                    decided_by = loaded.keyed_by(lc.parameters_json, lc.parameters, outputs=True)
                     kind, parameters = lc.constraint.kind, lc.parameters_json
-                    lc.plan = self.cache.plan(kind, parameters, keyed_by, empty)
+                    lc.plan = self.cache.plan(kind, parameters, keyed_by, decided_by)
             lc.planned_for = loaded
         return lc.plan
 

@@ -8,14 +8,14 @@ the parts of the review the template can read (:mod:`garrison.admission.input_re
 template whose reads cannot be bounded, or that reads the whole review, is never cached.
 Bounded LRU of short results; cleared whenever ``data.inventory`` changes; errors are not kept.
 
-Each result is kept under two keys. The exact one projects the template's own paths (a
-generated walker per path set), so a Deployment whose new image tag a template does not read
-still shares. The coarse one is the JSON of the few subtrees those paths lie in (the path
-cut before its first ``*`` and at most three steps deep: ``object.spec``,
-``object.metadata.labels``), each encoded once per review for every template that reads
-under it; equal subtrees give equal projections, so it can only share less, never wrongly.
-A review looks the coarse key up first: replicas of one spec, the common case, skip the
-walkers altogether.
+Each result is kept under two keys (an empty one under two more, below). The exact one
+projects the template's own paths (a generated walker per path set), so a Deployment whose
+new image tag a template does not read still shares. The coarse one is the JSON of the few
+subtrees those paths lie in (the path cut before its first ``*`` and at most three steps
+deep: ``object.spec``, ``object.metadata.labels``), each encoded once per review for every
+template that reads under it; equal subtrees mean equal reads, so it can only share
+less, never wrongly. A review looks the coarse key up first: replicas of one spec, the common
+case, skip the walkers altogether.
 
 A template that names the object in its messages reads the name, so no two pods would share
 its results; but whether there is a violation at all does not depend on the name
@@ -219,7 +219,7 @@ class KeyPlan:
     walker: Walker  # the exact projection
     subtrees: tuple[Subtree, ...]  # what the coarse key encodes
     # keys of "no violation" alone, when they read less (a name only in messages)
-    empty: KeyPlan | None = None
+    no_violation: KeyPlan | None = None
 
 
 def coarse_subtrees(prefixes: Sequence[Prefix]) -> list[tuple[tuple[str, ...], bool]]:
@@ -290,11 +290,11 @@ class ResultCache:
         kind: str,
         parameters_json: str,
         prefixes: tuple[Prefix, ...],
-        empty: tuple[Prefix, ...] | None = None,
+        no_violation: tuple[Prefix, ...] | None = None,
         tag: bytes = b"r",
     ) -> KeyPlan:
         """The keying of one constraint's results (made at load; walkers shared, bounded);
-        ``empty``: the paths whether it has any violation depends on, if fewer."""
+        ``no_violation``: the paths whether it has any violation depends on, if fewer."""
         subtrees = []
         for steps, presence in coarse_subtrees(prefixes):
             subtree = self._subtrees.get((steps, presence))
@@ -304,10 +304,10 @@ class ResultCache:
                 subtree = self._subtrees[(steps, presence)] = Subtree(steps, presence)
             subtrees.append(subtree)
         head = tag + b"\0" + kind.encode() + b"\0" + parameters_json.encode() + b"\0"
-        nothing = None
-        if empty is not None and empty != prefixes:
-            nothing = self.plan(kind, parameters_json, empty, tag=b"0")
-        return KeyPlan(head, self.prepare(prefixes), tuple(subtrees), nothing)
+        fewer = None
+        if no_violation is not None and no_violation != prefixes:
+            fewer = self.plan(kind, parameters_json, no_violation, tag=b"0")
+        return KeyPlan(head, self.prepare(prefixes), tuple(subtrees), fewer)
 
     def key(
         self,
@@ -341,12 +341,12 @@ class ResultCache:
         """The shared result of a review: "no violation" by its own keys first, then the
         coarse key, then the exact one. What is found by a finer key is kept under the
         coarse one too, so the review's replicas find it there."""
-        nothing = plan.empty
-        found = None if nothing is None else self._touch(keys.coarse(nothing))
+        none_found = plan.no_violation
+        found = None if none_found is None else self._touch(keys.coarse(none_found))
         if found is None:
             found = self._finer(keys, plan)
-        if found is None and nothing is not None:
-            found = self._finer(keys, nothing)
+        if found is None and none_found is not None:
+            found = self._finer(keys, none_found)
         if found is None:
             self.misses += 1
         else:
@@ -368,9 +368,9 @@ class ResultCache:
             return
         self._store(keys.exact(plan), found)
         self._store(keys.coarse(plan), found)
-        if not found and plan.empty is not None:
-            self._store(keys.exact(plan.empty), found)
-            self._store(keys.coarse(plan.empty), found)
+        if not found and plan.no_violation is not None:
+            self._store(keys.exact(plan.no_violation), found)
+            self._store(keys.coarse(plan.no_violation), found)
 
     def _touch(self, key: bytes) -> list[Violation] | None:
         found = self._items.get(key)
