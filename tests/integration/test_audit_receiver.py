@@ -64,6 +64,22 @@ async def test_mixed_batch_keeps_the_valid_events(
     assert running.store.query_alerts(AlertQuery(rule_id="k8s_privileged_container"))
 
 
+async def test_an_event_nested_past_the_decoder_costs_only_itself(
+    running: Running, session: aiohttp.ClientSession
+) -> None:
+    """A custom resource nested thousands of levels deep must not hide the batch beside it."""
+    deep = json.dumps(privileged()).replace(
+        '"requestObject": {', '"requestObject": {"x": ' + "[" * 5000 + "]" * 5000 + ", ", 1
+    )
+    body = event_list(privileged()).replace(b'"items": [', b'"items": [' + deep.encode() + b", ")
+    status, answer = await post(session, running, body)
+    assert status == 200 and answer["accepted"] == 1
+    assert answer["rejected"][0]["index"] == 0  # type: ignore[index]
+    assert "nested too deeply" in answer["rejected"][0]["error"]  # type: ignore[index]
+    await running.backend.queue.join()
+    assert running.store.query_alerts(AlertQuery(rule_id="k8s_privileged_container"))
+
+
 @pytest.mark.parametrize(("token", "status"), [("", 401), ("gct_wrong", 401)])
 async def test_wrong_or_missing_token(
     running: Running, session: aiohttp.ClientSession, token: str, status: int

@@ -1,11 +1,15 @@
 """Bytes → ``AuditEvent``s: single Events, EventLists, JSON lines, JSON arrays.
 
 Every item is decoded on its own, so one bad item never costs the valid ones beside it:
-each failure becomes a ``DecodeIssue`` saying which item and why.
+each failure becomes a ``DecodeIssue`` saying which item and why. That holds for an item
+nested deeper than msgspec decodes (about 1,000 levels; a custom resource can be): the batch
+around it is then split into its items by a scan that does not recurse.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -16,6 +20,7 @@ from garrison.events.audit import AUDIT_API_VERSIONS, AuditEvent, EventList
 from garrison.events.errors import GarrisonError
 
 NOT_AUDIT = "data not recognized as a k8s audit event"
+TOO_DEEP = "nested too deeply to decode (about 1,000 levels or more)"
 
 
 class AuditDecodeError(GarrisonError):
@@ -50,6 +55,75 @@ _probe_decoder = msgspec.json.Decoder(_Probe)
 _array_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 
 
+_TOKEN = re.compile(rb'[\[{]+|[\]}]+|[",:]')  # a run of brackets is one token
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def split_members(data: bytes) -> list[tuple[str | None, bytes]] | None:
+    """The members of the JSON object or array ``data``, each value as its bytes (with its
+    key, for an object), found by a scan that does not recurse however deep the values nest;
+    None when ``data`` is not one container closed at its end (values are not checked)."""
+    data = data.strip()
+    if data[:1] not in (b"{", b"["):
+        return None
+    is_object = data[:1] == b"{"
+    out: list[tuple[str | None, bytes]] = []
+    depth, pos, start = 0, 0, 1
+    key: str | None = None
+    while (found := _TOKEN.search(data, pos)) is not None:
+        char, pos = found.group(), found.end()
+        if char == b'"':
+            string = _STRING.match(data, found.start())
+            if string is None:
+                return None
+            pos = string.end()
+            if is_object and depth == 1 and key is None:
+                try:
+                    key = json.loads(string.group())
+                except ValueError:
+                    return None
+        elif char[0] in b"[{":
+            depth += len(char)
+        elif char[0] in b"]}":
+            if depth - len(char) <= 0:  # the container closes within this run
+                end = found.start() + depth
+                last = data[start : end - 1].strip()
+                if last or out:
+                    out.append((key, last))
+                return out if end == len(data) else None
+            depth -= len(char)
+        elif depth == 1 and char == b",":
+            out.append((key, data[start : found.start()].strip()))
+            key, start = None, pos
+        elif depth == 1 and char == b":" and is_object:
+            start = pos
+    return None
+
+
+def _deep_list(data: bytes) -> EventList:
+    """An EventList, or a JSON array of events, too deep for msgspec: split without it."""
+    members = split_members(data)
+    if members is None:
+        raise AuditDecodeError(f"malformed JSON: {TOO_DEEP}, and not a well-formed list")
+    if data.lstrip()[:1] == b"[":
+        return EventList(items=[msgspec.Raw(value) for _, value in members], kind="")
+    fields = dict(members)
+    items = split_members(fields.get("items", b""))
+    if items is None:
+        raise AuditDecodeError(f"{TOO_DEEP}, and its items are not a list")
+    header = {}
+    for name in ("kind", "apiVersion"):
+        try:
+            header[name] = msgspec.json.decode(fields[name]) if name in fields else None
+        except (msgspec.DecodeError, RecursionError):
+            raise AuditDecodeError(f"malformed JSON in the list's {name}") from None
+    return EventList(
+        items=[msgspec.Raw(value) for _, value in items],
+        kind=header["kind"] if isinstance(header["kind"], str) else "EventList",
+        api_version=header["apiVersion"] if isinstance(header["apiVersion"], str) else "",
+    )
+
+
 def _check(event: AuditEvent) -> str | None:
     if not event.audit_id:
         return f"{NOT_AUDIT}: empty auditID"
@@ -70,6 +144,9 @@ def decode_event(raw: bytes | msgspec.Raw, index: int, result: DecodeResult) -> 
     except msgspec.DecodeError as exc:
         result.issues.append(DecodeIssue(index, f"malformed JSON: {exc}"))
         return
+    except RecursionError:
+        result.issues.append(DecodeIssue(index, f"malformed JSON: {TOO_DEEP}"))
+        return
     problem = _check(event)
     if problem:
         result.issues.append(DecodeIssue(index, problem))
@@ -89,6 +166,11 @@ def decode_event_list(body: bytes) -> DecodeResult:
         batch = _list_decoder.decode(body)
     except msgspec.DecodeError:
         return decode_value(body)
+    except RecursionError:
+        members = split_members(body)
+        if members is None or "items" not in {key for key, _ in members}:
+            return _decode_deep(body, 0)  # an array of events, or one event
+        batch = _deep_list(body)
     if batch.kind != "EventList":
         raise AuditDecodeError(f"expected kind EventList, got {batch.kind!r}")
     if batch.api_version and batch.api_version not in AUDIT_API_VERSIONS:
@@ -109,6 +191,8 @@ def decode_value(data: bytes, index: int = 0) -> DecodeResult:
         except msgspec.DecodeError as exc:
             result.issues.append(DecodeIssue(index, f"malformed JSON: {exc}"))
             return result
+        except RecursionError:
+            return _decode_deep(data, index)
         _decode_items(items, result, index)
         return result
     try:
@@ -119,11 +203,31 @@ def decode_value(data: bytes, index: int = 0) -> DecodeResult:
     except msgspec.DecodeError as exc:
         result.issues.append(DecodeIssue(index, f"malformed JSON: {exc}"))
         return result
+    except RecursionError:
+        return _decode_deep(data, index)
     if probe.kind == "EventList" or (probe.kind is None and isinstance(probe.items, list)):
         try:
             batch = _list_decoder.decode(data)
         except msgspec.DecodeError as exc:
             result.issues.append(DecodeIssue(index, f"bad EventList: {exc}"))
+            return result
+        _decode_items(batch.items, result, index)
+        return result
+    decode_event(data, index, result)
+    return result
+
+
+def _decode_deep(data: bytes, index: int) -> DecodeResult:
+    """One JSON value too deep for msgspec: a list's items each on their own, else one
+    event (refused as too deep)."""
+    result = DecodeResult()
+    members = split_members(data)
+    keys = {key for key, _ in members or ()}
+    if members is not None and (data.lstrip()[:1] == b"[" or "items" in keys):
+        try:
+            batch = _deep_list(data)
+        except AuditDecodeError as exc:
+            result.issues.append(DecodeIssue(index, str(exc)))
             return result
         _decode_items(batch.items, result, index)
         return result
@@ -147,6 +251,8 @@ def iter_stream(stream: IO[bytes], batch_lines: int = 1024) -> Iterator[DecodeRe
         whole = False
     except msgspec.DecodeError:
         whole = True
+    except RecursionError:  # a whole line, only too deep: read as lines, it is refused alone
+        whole = split_members(first) is None
     if whole:
         yield decode_value(first + stream.read(), 1)
         return

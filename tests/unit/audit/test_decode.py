@@ -79,3 +79,74 @@ def test_pretty_printed_document() -> None:
     text = json.dumps({"kind": "EventList", "items": [GOOD]}, indent=2).encode()
     results = list(iter_stream(io.BytesIO(text)))
     assert [e.audit_id for r in results for e in r.events] == ["a1"]
+
+
+DEEP = {**GOOD, "auditID": "deep", "requestObject": {}}
+
+
+def deep(levels: int = 3000) -> bytes:
+    """An event whose requestObject nests past msgspec's limit (a custom resource can)."""
+    text = json.dumps(DEEP)
+    return text.replace(
+        '"requestObject": {}', '"requestObject": ' + "[" * levels + "]" * levels
+    ).encode()
+
+
+def test_an_event_nested_too_deeply_is_refused_alone() -> None:
+    """The events beside it are kept, in an EventList, an array, or JSON lines."""
+    good = json.dumps(GOOD).encode()
+    other = json.dumps({**GOOD, "auditID": "a2"}).encode()
+    listed = (
+        b'{"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": ['
+        + good
+        + b", "
+        + deep()
+        + b", "
+        + other
+        + b"]}"
+    )
+    for result in (
+        decode_event_list(listed),
+        decode_value(b"[" + good + b"," + deep() + b"," + other + b"]"),
+    ):
+        assert [e.audit_id for e in result.events] == ["a1", "a2"]
+        assert [(i.index, "nested too deeply" in i.reason) for i in result.issues] == [(1, True)]
+    lines = list(iter_stream(io.BytesIO(deep() + b"\n" + good + b"\n")))
+    assert [e.audit_id for r in lines for e in r.events] == ["a1"]
+    assert [(i.index, "nested too deeply" in i.reason) for r in lines for i in r.issues] == [
+        (1, True)
+    ]
+    alone = decode_event_list(deep())
+    assert not alone.events and "nested too deeply" in alone.issues[0].reason
+
+
+def test_a_deep_list_is_still_checked_and_a_cut_one_refused_whole() -> None:
+    wrong = b'{"kind": "EventList", "apiVersion": "v9", "items": [' + deep() + b"]}"
+    with pytest.raises(AuditDecodeError, match="apiVersion"):
+        decode_event_list(wrong)
+    cut = decode_event_list(b'{"kind": "EventList", "items": [' + deep()[:-10])
+    assert not cut.events and "nested too deeply" in cut.issues[0].reason
+
+
+@pytest.mark.parametrize(
+    ("data", "members"),
+    [
+        (b"[]", []),
+        (
+            b' [1, "a,]", {"b": [2, 3]}] ',
+            [(None, b"1"), (None, b'"a,]"'), (None, b'{"b": [2, 3]}')],
+        ),
+        (b'{"k": "v\\"}", "n": {"x": 1}}', [("k", b'"v\\"}"'), ("n", b'{"x": 1}')]),
+        (b"[[1],[2]]", [(None, b"[1]"), (None, b"[2]")]),
+        (b'{"a":{"b":[]}}', [("a", b'{"b":[]}')]),
+        (b"[[]]]", None),
+        (b"[1, 2", None),
+        (b"[1] 2", None),
+        (b'["unterminated]', None),
+        (b"7", None),
+    ],
+)
+def test_split_members(data: bytes, members: object) -> None:
+    from garrison.audit.decode import split_members
+
+    assert split_members(data) == members
