@@ -95,6 +95,24 @@ async def test_bad_envelopes_are_refused_one_by_one(
     assert "bad alert payload" in errors[5]
 
 
+async def test_an_envelope_nested_past_the_decoder_is_refused_alone(
+    running: Running, session: aiohttp.ClientSession
+) -> None:
+    headers = {**running.auth(running.cluster_token), "Content-Type": "application/json"}
+    good = json.dumps(envelope("runtime_event", "fine", {})).encode()
+    deep = json.dumps(envelope("runtime_event", "deep", {"x": []})).encode()
+    deep = deep.replace(b'"x": []', b'"x": ' + b"[" * 5000 + b"]" * 5000)
+    body = b'{"envelopes": [' + deep + b", " + good + b"]}"
+    async with session.post(f"{running.api}/v1/ingest", data=body, headers=headers) as response:
+        answer = await response.json()
+        assert response.status == 200 and answer["accepted"] == 1, answer
+    assert answer["rejected"][0]["index"] == 0
+    assert "nested too deeply" in answer["rejected"][0]["error"]
+    cut = b'{"envelopes": [' + deep[:-5]
+    async with session.post(f"{running.api}/v1/ingest", data=cut, headers=headers) as response:
+        assert response.status == 400 and "nested too deeply" in (await response.json())["error"]
+
+
 async def test_tokens(running: Running, session: aiohttp.ClientSession) -> None:
     assert (await ingest(session, running, [], token="gct_nope"))[0] == 401
     new = running.store.rotate_cluster_token("prod")

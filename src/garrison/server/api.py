@@ -21,6 +21,7 @@ from garrison.events.alert import Alert, AlertStatus, Severity
 from garrison.events.envelope import RECORD_KINDS, SCHEMA_VERSION, Envelope, EnvelopeBatch
 from garrison.events.finding import Finding
 from garrison.events.policy import EFFECTS, PolicyAssignment
+from garrison.json_members import TOO_DEEP, split_members
 from garrison.metrics import IngestMetrics, render
 from garrison.server.openapi import openapi_document
 from garrison.server.store.base import AlertQuery, ClusterRecord, Store, StoredEvent, StoreError
@@ -62,6 +63,21 @@ class ServerConfig:
 
 _finding_decoder = msgspec.json.Decoder(Finding)
 _assignment_decoder = msgspec.json.Decoder(PolicyAssignment)
+
+
+def _envelopes(body: bytes) -> list[Envelope | msgspec.Raw]:
+    """A batch's envelopes, each still to be decoded on its own (DecodeError: not a batch).
+
+    One envelope nested too deeply for msgspec is split off by a scan that does not recurse,
+    so it is refused alone (``_accept``) and never costs the batch."""
+    try:
+        return list(_batch_decoder.decode(body).envelopes)
+    except RecursionError:
+        members = dict(split_members(body) or [])
+        envelopes = split_members(members.get("envelopes", b""))
+        if envelopes is None:
+            raise msgspec.DecodeError(f"{TOO_DEEP}, and not a well-formed batch") from None
+        return [msgspec.Raw(value) for _, value in envelopes]
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -146,9 +162,9 @@ class ServerAPI:
         typed: list[Envelope | msgspec.Raw]
         try:  # one typed pass when every envelope is well formed, item by item otherwise
             typed = list(_typed_batch_decoder.decode(body).envelopes)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             try:
-                typed = list(_batch_decoder.decode(body).envelopes)
+                typed = _envelopes(body)
             except msgspec.DecodeError as exc:
                 self._count(400)
                 self.metrics.rejected.labels(reason="malformed").inc()
@@ -209,6 +225,8 @@ class ServerAPI:
                 envelope = _envelope_decoder.decode(item)
             except msgspec.DecodeError as exc:
                 return "malformed", f"not an envelope: {exc}"
+            except RecursionError:
+                return "malformed", f"not an envelope: {TOO_DEEP}"
         if envelope.schema_version != SCHEMA_VERSION:
             return "schema_version", f"schema_version {envelope.schema_version} is not supported"
         if envelope.cluster_id not in (cluster.id, cluster.name):
@@ -224,6 +242,8 @@ class ServerAPI:
                 Severity.parse(alert.severity)
             except (msgspec.DecodeError, ValueError) as exc:
                 return "malformed", f"bad alert payload: {exc}"
+            except RecursionError:
+                return "malformed", f"bad alert payload: {TOO_DEEP}"
             alert.entities = msgspec.structs.replace(alert.entities, cluster=cluster.name)
             alerts.append(alert)
         elif envelope.kind == "audit_event":
@@ -233,6 +253,8 @@ class ServerAPI:
                 _finding_decoder.decode(payload)
             except msgspec.DecodeError as exc:
                 return "malformed", f"bad finding payload: {exc}"
+            except RecursionError:
+                return "malformed", f"bad finding payload: {TOO_DEEP}"
         events.append(
             StoredEvent(
                 idempotency_key=envelope.idempotency_key,

@@ -126,27 +126,3 @@ def test_a_deep_list_is_still_checked_and_a_cut_one_refused_whole() -> None:
         decode_event_list(wrong)
     cut = decode_event_list(b'{"kind": "EventList", "items": [' + deep()[:-10])
     assert not cut.events and "nested too deeply" in cut.issues[0].reason
-
-
-@pytest.mark.parametrize(
-    ("data", "members"),
-    [
-        (b"[]", []),
-        (
-            b' [1, "a,]", {"b": [2, 3]}] ',
-            [(None, b"1"), (None, b'"a,]"'), (None, b'{"b": [2, 3]}')],
-        ),
-        (b'{"k": "v\\"}", "n": {"x": 1}}', [("k", b'"v\\"}"'), ("n", b'{"x": 1}')]),
-        (b"[[1],[2]]", [(None, b"[1]"), (None, b"[2]")]),
-        (b'{"a":{"b":[]}}', [("a", b'{"b":[]}')]),
-        (b"[[]]]", None),
-        (b"[1, 2", None),
-        (b"[1] 2", None),
-        (b'["unterminated]', None),
-        (b"7", None),
-    ],
-)
-def test_split_members(data: bytes, members: object) -> None:
-    from garrison.audit.decode import split_members
-
-    assert split_members(data) == members
