@@ -177,7 +177,7 @@ class _Analysis:
                 raise _Unbounded("input used whole")
             self.out.add(path)
 
-    def spend(self, value: Val) -> Val:
+    def beyond_messages(self, value: Val) -> Val:
         """``value`` less its message-only parts, which are read whole from here on."""
         if not value.output:
             return value
@@ -347,7 +347,7 @@ class _Analysis:
             if refr is not None and refr[0] == "RefBrack":  # a partial object: obj[k] = v
                 self.use(self.eval(refr[1].get("index"), local, module))
                 value = self.eval(assign["value"], local, module) if assign else _const(True)
-                value = self.spend(value)
+                value = self.beyond_messages(value)
                 self.use(Val(elems=value.elems))
                 values.append(Val(elems=value.paths))
                 continue
@@ -548,7 +548,7 @@ class _Analysis:
             self.use(self.eval(body.get("key"), local, module))
             self.use(self.eval(body.get("value"), local, module))
             return OTHER
-        term = self.spend(self.eval(body.get("term"), local, module))
+        term = self.beyond_messages(self.eval(body.get("term"), local, module))
         self.use(Val(elems=term.elems))
         if not term.paths:
             self.use(term)
@@ -588,7 +588,7 @@ class _Analysis:
             return self.call(definitions, args)
         if self.outputs and name == "sprintf" and len(args) == 2 and _only_v(args[0]):
             return self._format(args[1])
-        args = [self.spend(arg) for arg in args]
+        args = [self.beyond_messages(arg) for arg in args]
         if name in ("object.get", "object.remove") and args:
             self.present(args[0])  # not an object: an error, not undefined
         if name == "object.get" and len(args) == 3:
@@ -694,7 +694,7 @@ class _Analysis:
         """``value[key]`` (a static key) or, with None, any of its keys or elements."""
         if value.known == _UNDEFINED:
             return UNDEFINED
-        value = self.spend(value)
+        value = self.beyond_messages(value)
         if value.is_known:
             constant = _step_known(value.value(), key)
             if constant is not None:
